@@ -1,0 +1,1 @@
+"""Example host apps for flask-livekit-onboarding (not part of the installed package)."""

@@ -1,0 +1,246 @@
+// Browser side of the onboarding demo.
+//
+// The page asks the Flask app's standardized token endpoint for credentials through
+// livekit-client's TokenSource.endpoint(), joins the onboarding room, and shows what the
+// host app put in the room metadata plus who is in the room.
+import { ConnectionState, Room, RoomEvent, Track, TokenSource } from 'livekit-client';
+
+const $ = (selector) => document.querySelector(selector);
+
+const card = $('#onboarding');
+const ui = {
+  status: $('#status'),
+  start: $('#start'),
+  leave: $('#leave'),
+  mic: $('#mic'),
+  camera: $('#camera'),
+  error: $('#error'),
+  session: $('#session'),
+  roomName: $('#room-name'),
+  me: $('#me'),
+  context: $('#context tbody'),
+  contextEmpty: $('#context-empty'),
+  participants: $('#participants'),
+  count: $('#participant-count'),
+  media: $('#media'),
+};
+
+// One token source per page: it POSTs the snake_case request body to the endpoint and
+// reads back server_url / participant_token.
+const tokenSource = TokenSource.endpoint(card.dataset.tokenEndpoint, {
+  credentials: 'same-origin',
+});
+
+let room = null;
+
+const STATUS_TEXT = {
+  idle: 'Not connected',
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting…',
+  error: 'Could not connect',
+};
+
+function setStatus(state) {
+  ui.status.dataset.state = state;
+  ui.status.textContent = STATUS_TEXT[state] ?? state;
+  const busy = state === 'connecting' || state === 'connected' || state === 'reconnecting';
+  ui.start.hidden = busy;
+  ui.start.disabled = busy;
+  ui.leave.hidden = !busy;
+}
+
+function showError(message) {
+  ui.error.textContent = message;
+  ui.error.hidden = !message;
+}
+
+/** The host's onboarding context from the room metadata, or null for any other room. */
+function onboardingContext(metadata) {
+  try {
+    const record = JSON.parse(metadata || '{}').onboarding;
+    return record && typeof record === 'object' ? record.context ?? {} : null;
+  } catch {
+    return null;
+  }
+}
+
+function formatValue(value) {
+  if (value === null || typeof value !== 'object') return String(value);
+  if (Array.isArray(value) && value.every((v) => typeof v !== 'object')) return value.join(', ');
+  return JSON.stringify(value);
+}
+
+function renderContext(metadata) {
+  const context = onboardingContext(metadata);
+  const entries = context ? Object.entries(context) : [];
+  ui.context.replaceChildren(
+    ...entries.map(([key, value]) => {
+      const row = document.createElement('tr');
+      row.dataset.key = key;
+      const th = document.createElement('th');
+      th.textContent = key;
+      const td = document.createElement('td');
+      td.textContent = formatValue(value);
+      row.append(th, td);
+      return row;
+    }),
+  );
+  ui.contextEmpty.hidden = entries.length > 0;
+}
+
+function initials(text) {
+  const words = text.replace(/[^\p{L}\p{N} ]/gu, ' ').trim().split(/\s+/);
+  return ((words[0]?.[0] ?? '?') + (words[1]?.[0] ?? '')).toUpperCase();
+}
+
+function participantItem(participant, isLocal) {
+  const li = document.createElement('li');
+  li.dataset.identity = participant.identity;
+  const name = participant.name || participant.identity;
+  const avatar = document.createElement('span');
+  avatar.className = 'avatar';
+  avatar.textContent = initials(name);
+  const who = document.createElement('span');
+  who.className = 'who';
+  const strong = document.createElement('strong');
+  strong.textContent = name;
+  const small = document.createElement('small');
+  small.textContent = participant.identity;
+  who.append(strong, small);
+  li.append(avatar, who);
+  const tag = isLocal ? 'you' : participant.isAgent ? 'agent' : '';
+  if (tag) {
+    const badge = document.createElement('span');
+    badge.className = 'tag';
+    badge.textContent = tag;
+    li.append(badge);
+  }
+  return li;
+}
+
+function renderParticipants() {
+  if (!room) return;
+  const items = [participantItem(room.localParticipant, true)];
+  for (const participant of room.remoteParticipants.values()) {
+    items.push(participantItem(participant, false));
+  }
+  ui.participants.replaceChildren(...items);
+  ui.count.textContent = String(items.length);
+}
+
+function attachTrack(track, participant) {
+  if (track.kind === Track.Kind.Audio) {
+    if (participant !== room?.localParticipant) document.body.append(track.attach());
+    return;
+  }
+  const video = track.attach();
+  video.dataset.identity = participant.identity;
+  video.muted = true;
+  ui.media.append(video);
+}
+
+function detachTrack(track) {
+  for (const element of track.detach()) element.remove();
+}
+
+function createRoom() {
+  const r = new Room({ adaptiveStream: true, dynacast: true });
+  r.on(RoomEvent.ParticipantConnected, renderParticipants)
+    .on(RoomEvent.ParticipantDisconnected, renderParticipants)
+    .on(RoomEvent.ParticipantNameChanged, renderParticipants)
+    .on(RoomEvent.RoomMetadataChanged, renderContext)
+    .on(RoomEvent.TrackSubscribed, (track, _pub, participant) => attachTrack(track, participant))
+    .on(RoomEvent.TrackUnsubscribed, detachTrack)
+    .on(RoomEvent.LocalTrackPublished, (pub) => {
+      if (pub.track?.kind === Track.Kind.Video) attachTrack(pub.track, r.localParticipant);
+    })
+    .on(RoomEvent.LocalTrackUnpublished, (pub) => pub.track && detachTrack(pub.track))
+    .on(RoomEvent.ConnectionStateChanged, (state) => {
+      if (state === ConnectionState.Reconnecting) setStatus('reconnecting');
+      if (state === ConnectionState.Connected) setStatus('connected');
+    })
+    .on(RoomEvent.Disconnected, () => {
+      if (room === r) resetSession();
+    });
+  return r;
+}
+
+function resetSession() {
+  room = null;
+  ui.session.hidden = true;
+  ui.media.replaceChildren();
+  for (const audio of document.querySelectorAll('body > audio')) audio.remove();
+  setStatus('idle');
+}
+
+async function applyToggle(toggle) {
+  if (!room) return;
+  const isMic = toggle === ui.mic;
+  try {
+    if (isMic) await room.localParticipant.setMicrophoneEnabled(toggle.checked);
+    else await room.localParticipant.setCameraEnabled(toggle.checked);
+  } catch (err) {
+    toggle.checked = false;
+    showError(`Could not use your ${isMic ? 'microphone' : 'camera'}: ${err.message}`);
+  }
+}
+
+async function applyMediaToggles() {
+  // Both off by default: nothing is published unless the user asks for it.
+  if (ui.mic.checked) await applyToggle(ui.mic);
+  if (ui.camera.checked) await applyToggle(ui.camera);
+}
+
+async function start() {
+  showError('');
+  setStatus('connecting');
+  const r = createRoom();
+  room = r;
+  try {
+    // force: every click starts a fresh onboarding session instead of reusing a cached token.
+    const { serverUrl, participantToken } = await tokenSource.fetch({}, true);
+    await r.connect(serverUrl, participantToken);
+  } catch (err) {
+    room = null;
+    await r.disconnect();
+    setStatus('error');
+    showError(describeError(err));
+    return;
+  }
+  ui.roomName.textContent = r.name;
+  const me = r.localParticipant;
+  ui.me.textContent = me.name && me.name !== me.identity ? `${me.name} (${me.identity})` : me.identity;
+  renderContext(r.metadata);
+  renderParticipants();
+  ui.session.hidden = false;
+  setStatus('connected');
+  await applyMediaToggles();
+}
+
+function describeError(err) {
+  const message = String(err?.message ?? err);
+  // The endpoint answers {"error": {"code", "message"}}; TokenSource puts the body in the message.
+  const body = message.match(/\{.*\}$/s);
+  if (body) {
+    try {
+      return JSON.parse(body[0]).error?.message ?? message;
+    } catch {
+      // not JSON: show it as it is
+    }
+  }
+  return message;
+}
+
+async function leave() {
+  const r = room;
+  resetSession();
+  if (r) await r.disconnect();
+}
+
+ui.start.addEventListener('click', start);
+ui.leave.addEventListener('click', leave);
+ui.mic.addEventListener('change', () => applyToggle(ui.mic));
+ui.camera.addEventListener('change', () => applyToggle(ui.camera));
+window.addEventListener('pagehide', () => room?.disconnect());
+setStatus('idle');

@@ -1,0 +1,44 @@
+"""The smallest host app: an app factory, settings from ``.env``, the extension in a few lines.
+
+Run it from the repository root::
+
+    cp examples/minimal/.env.example examples/minimal/.env   # then edit it
+    flask --app examples.minimal.app run
+
+It runs in demo mode (``LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=true``): every visitor gets a random
+guest identity. A real app registers an identity loader instead, see ``examples/existing_app``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask
+
+from examples.demo_page import demo, render_demo_page
+from flask_livekit_onboarding import Identity, LiveKitOnboarding
+
+onboarding = LiveKitOnboarding()
+
+
+@onboarding.context_provider
+def onboarding_context(identity: Identity) -> Mapping[str, Any]:
+    """What the onboarding room (and an agent joining it) should know about this session."""
+    return {"product": "Acme Analytics", "plan": "trial", "locale": "en", "step": "welcome"}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    load_dotenv()  # the nearest .env above this file; real environment variables win
+    app = Flask(__name__)
+    # LiveKit's own variable names: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, plus the
+    # extension's LIVEKIT_ONBOARDING_* options (strings such as "true" or "900" are accepted).
+    app.config.from_mapping({k: v for k, v in os.environ.items() if k.startswith("LIVEKIT_")})
+    app.config.update(config or {})
+    onboarding.init_app(app)  # POST /livekit/token and the session routes
+
+    app.register_blueprint(demo)
+    app.add_url_rule("/", "index", lambda: render_demo_page(brand="Acme Analytics"))
+    return app

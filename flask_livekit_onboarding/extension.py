@@ -1,0 +1,82 @@
+"""The Flask extension object: hooks, ``init_app`` and per-app state."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import Flask
+
+from .blueprint import create_blueprint
+from .cli import livekit_cli
+from .config import DEFAULTS, load_config
+from .dedupe import make_dedupe_store
+from .hooks import ContextProvider, IdentityLoader, RoomAuthorizer
+from .livekit_bridge import LiveKitBridge
+from .state import EXTENSION_KEY, OnboardingState, get_state
+
+F = TypeVar("F", bound=IdentityLoader)
+C = TypeVar("C", bound=ContextProvider)
+A = TypeVar("A", bound=RoomAuthorizer)
+
+
+class LiveKitOnboarding:
+    """Live onboarding sessions on LiveKit for a Flask app.
+
+    Create it once, register hooks with its decorators, and call :meth:`init_app` in the app
+    factory. One object serves any number of apps, each with its own config.
+    """
+
+    def __init__(self, app: Flask | None = None, *, blueprint_name: str = "livekit_onboarding"):
+        self.blueprint_name = blueprint_name
+        self.identity_loader_function: IdentityLoader | None = None
+        self.context_provider_function: ContextProvider | None = None
+        self.room_authorizer_function: RoomAuthorizer | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def __repr__(self) -> str:
+        return f"<LiveKitOnboarding blueprint={self.blueprint_name!r}>"
+
+    def init_app(self, app: Flask, *, register_blueprint: bool = True) -> None:
+        """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
+
+        With ``register_blueprint=False`` mount :func:`create_blueprint` yourself.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "flask-livekit-onboarding is already initialised on this app; "
+                "call init_app once per app."
+            )
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        config = load_config(app.config)
+        app.extensions[EXTENSION_KEY] = OnboardingState(
+            extension=self,
+            config=config,
+            bridge=LiveKitBridge(config),
+            dedupe=make_dedupe_store(config),
+        )
+        app.cli.add_command(livekit_cli)
+        if register_blueprint:
+            app.register_blueprint(
+                create_blueprint(self.blueprint_name), url_prefix=config.url_prefix or None
+            )
+
+    def state(self, app: Flask | None = None) -> OnboardingState:
+        """The per-app state of ``app`` (default: the current app)."""
+        return get_state(app)
+
+    def identity_loader(self, function: F) -> F:
+        """Register the function telling who the current request's user is."""
+        self.identity_loader_function = function
+        return function
+
+    def context_provider(self, function: C) -> C:
+        """Register the function giving a new room's onboarding context."""
+        self.context_provider_function = function
+        return function
+
+    def room_authorizer(self, function: A) -> A:
+        """Register the function deciding access to onboarding rooms the caller does not own."""
+        self.room_authorizer_function = function
+        return function

@@ -1,0 +1,154 @@
+"""Sync access to livekit-api's asyncio client from Flask views.
+
+livekit-api is asyncio/aiohttp only. Each process gets one event-loop thread owning one
+``LiveKitAPI`` (one aiohttp session with keep-alive connections); views submit coroutines to it
+and wait with a bound. The loop is rebuilt in a forked child (gunicorn) and closed at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+from livekit import api
+
+from .config import OnboardingConfig
+from .errors import LiveKitError, LiveKitTimeout, LiveKitUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+LiveKitCall = Callable[[api.LiveKitAPI], Awaitable[T]]
+
+# A pooled keep-alive connection that LiveKit closed (restart, idle timeout) fails before any
+# byte of the request is processed, so one immediate retry on a fresh connection is safe.
+_STALE_CONNECTION_ERRORS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+class LiveKitBridge:
+    """Run livekit-api calls from sync code on a per-process event loop."""
+
+    def __init__(self, config: OnboardingConfig) -> None:
+        self._url = config.url
+        self._api_key = config.api_key
+        self._api_secret = config.api_secret
+        self.timeout = config.request_timeout
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._api: api.LiveKitAPI | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<LiveKitBridge url={self._url!r} running={self._loop is not None}>"
+
+    def call(self, fn: LiveKitCall[T], *, timeout: float | None = None) -> T:
+        """Run ``fn(livekit_api)`` on the loop and return its result within the timeout.
+
+        Raises :class:`LiveKitUnavailable` (503), :class:`LiveKitTimeout` (504) or
+        :class:`LiveKitError` (502); LiveKit's own 4xx answers come back as
+        ``livekit.api.TwirpError`` for the caller to interpret.
+        """
+        bound = self.timeout if timeout is None else timeout
+        loop = self._running_loop()
+        future = asyncio.run_coroutine_threadsafe(self._call(fn, bound), loop)
+        try:
+            # The coroutine enforces the bound itself; the margin covers scheduling only.
+            return future.result(bound + 1.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise LiveKitTimeout() from None
+
+    def close(self) -> None:
+        """Close the aiohttp session and stop the loop thread (idempotent)."""
+        with self._lock:
+            self._closed = True
+            if self._finalizer is not None:
+                self._finalizer()
+            self._loop = self._api = self._finalizer = None
+
+    async def _call(self, fn: LiveKitCall[T], bound: float) -> T:
+        try:
+            return await asyncio.wait_for(self._attempt(fn), bound)
+        except asyncio.TimeoutError:
+            logger.warning("LiveKit did not answer within %.1fs", bound)
+            raise LiveKitTimeout() from None
+        except api.TwirpError as error:
+            if error.status < 500:
+                raise
+            logger.warning("LiveKit answered %s (%s)", error.status, error.code)
+            if error.code == api.TwirpErrorCode.UNAVAILABLE or error.status == 503:
+                raise LiveKitUnavailable() from None
+            raise LiveKitError() from None
+        except aiohttp.ClientConnectionError as error:
+            logger.warning("LiveKit is unreachable: %s", type(error).__name__)
+            raise LiveKitUnavailable() from None
+        except aiohttp.ClientError as error:
+            logger.warning("LiveKit request failed: %s", type(error).__name__)
+            raise LiveKitError() from None
+
+    async def _attempt(self, fn: LiveKitCall[T]) -> T:
+        assert self._api is not None
+        try:
+            return await fn(self._api)
+        except _STALE_CONNECTION_ERRORS:
+            logger.info("LiveKit closed a pooled connection; retrying once")
+            return await fn(self._api)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the LiveKit bridge is closed")
+            if self._pid != os.getpid():
+                # A forked child inherits the parent's loop object but not its thread.
+                if self._finalizer is not None:
+                    self._finalizer.detach()
+                self._loop = self._api = self._finalizer = None
+                self._pid = os.getpid()
+            if self._loop is None:
+                self._start()
+            assert self._loop is not None
+            return self._loop
+
+    def _start(self) -> None:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=loop.run_forever, name="livekit-onboarding-loop", daemon=True
+        )
+        thread.start()
+        session, client = asyncio.run_coroutine_threadsafe(self._make_api(), loop).result()
+        self._loop, self._api = loop, client
+        # Runs on close() or at interpreter exit, whichever comes first.
+        self._finalizer = weakref.finalize(self, _stop, loop, thread, session)
+
+    async def _make_api(self) -> tuple[aiohttp.ClientSession, api.LiveKitAPI]:
+        session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30),
+        )
+        # Explicit credentials: livekit-api would otherwise read LIVEKIT_* from os.environ.
+        client = api.LiveKitAPI(self._url, self._api_key, self._api_secret, session=session)
+        return session, client
+
+
+def _stop(
+    loop: asyncio.AbstractEventLoop, thread: threading.Thread, session: aiohttp.ClientSession
+) -> None:
+    if loop.is_running():
+        try:
+            asyncio.run_coroutine_threadsafe(session.close(), loop).result(5)
+        except Exception:  # noqa: BLE001 - closing must never raise
+            logger.debug("closing the LiveKit session failed", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not threading.current_thread():
+            thread.join(5)
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
