@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
 from flask import Blueprint, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .errors import http_error_response
 from .state import get_state
-from .session_views import register_session_routes
-from .token_view import issue_token
-from .webhook_view import receive_webhook
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
@@ -17,13 +20,41 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
 
     The app it is registered on must have been given to :meth:`LiveKitOnboarding.init_app`.
     """
+    from .session_views import register_session_routes
+    from .token_view import issue_token
+    from .webhook_view import receive_webhook
+
     bp = Blueprint(name, __name__)
     bp.before_request(_limit_body_size)
     bp.register_error_handler(HTTPException, http_error_response)
-    bp.add_url_rule("/token", "token", issue_token, methods=["POST"])
-    bp.add_url_rule("/webhook", "webhook", receive_webhook, methods=["POST"])
+    add_route(bp, "/token", "token", issue_token, ["POST"])
+    add_route(bp, "/webhook", "webhook", receive_webhook, ["POST"])
     register_session_routes(bp)
     return bp
+
+
+def add_route(
+    bp: Blueprint,
+    rule: str,
+    endpoint: str,
+    view: Callable[..., Any],
+    methods: Iterable[str],
+) -> None:
+    """Add a route, and a JSON 405 for the methods it does not take.
+
+    Routing errors are raised before a blueprint's error handlers are chosen, so without the
+    second rule a wrong method would get Flask's HTML page instead of the blueprint's JSON.
+    """
+    taken = set(methods)
+    bp.add_url_rule(rule, endpoint, view, methods=sorted(taken))
+    others = _METHODS - taken
+    if others:
+        refuse = partial(_method_not_allowed, sorted(taken))
+        bp.add_url_rule(rule, f"{endpoint}_other_methods", refuse, methods=sorted(others))
+
+
+def _method_not_allowed(valid: list[str], **_: Any) -> None:
+    raise MethodNotAllowed(valid_methods=valid)
 
 
 def _limit_body_size() -> None:

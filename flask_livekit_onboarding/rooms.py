@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from livekit import api
 
 from .config import MAX_METADATA_BYTES
-from .errors import ConfigurationError, Forbidden, RoomNotFound
+from .errors import ConfigurationError, Forbidden, LiveKitError, RoomNotFound, ValidationFailed
 from .hooks import Identity, RoomAction
-from .room_metadata import OnboardingRoom, encode_metadata
+from .livekit_bridge import LiveKitCall
+from .room_metadata import METADATA_KEY, OnboardingRoom, encode_metadata
 from .state import OnboardingState
 from .token_request import AgentRequest
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def new_room_name(prefix: str) -> str:
@@ -117,3 +124,60 @@ def require_room(
     authorize(state, identity, room, action)
     return room
 
+
+
+def live_room(state: OnboardingState, name: str) -> api.Room | None:
+    """The LiveKit room called ``name`` as LiveKit reports it, onboarding room or not."""
+    response = state.bridge.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[name])))
+    return next((room for room in response.rooms if room.name == name), None)
+
+
+def list_participants(state: OnboardingState, name: str) -> list[api.ParticipantInfo]:
+    """Everyone in room ``name`` right now, agents included (404 once the room is gone)."""
+    request = api.ListParticipantsRequest(room=name)
+    response = _room_call(state, name, lambda lk: lk.room.list_participants(request))
+    return list(response.participants)
+
+
+def update_room_metadata(state: OnboardingState, name: str, metadata: str) -> api.Room:
+    """Write the metadata of room ``name``; LiveKit pushes it to every connected participant."""
+    request = api.UpdateRoomMetadataRequest(room=name, metadata=metadata)
+    return _room_call(state, name, lambda lk: lk.room.update_room_metadata(request))
+
+
+def delete_room(state: OnboardingState, name: str) -> None:
+    """Close room ``name`` on LiveKit, disconnecting everyone in it (404 if already gone)."""
+    request = api.DeleteRoomRequest(room=name)
+    _room_call(state, name, lambda lk: lk.room.delete_room(request))
+
+
+def _room_call(state: OnboardingState, name: str, fn: LiveKitCall[T]) -> T:
+    """Call LiveKit about one room; its ``not_found`` becomes our 404, other refusals a 502."""
+    try:
+        return state.bridge.call(fn)
+    except api.TwirpError as error:
+        if error.code == api.TwirpErrorCode.NOT_FOUND:
+            raise RoomNotFound(f"No onboarding room named {name!r}.") from None
+        logger.warning("LiveKit refused a call on room %s: %s", name, error.code)
+        raise LiveKitError() from None
+
+
+def metadata_with_context(metadata: str, context: Mapping[str, Any]) -> str:
+    """``metadata`` with its onboarding context replaced and every other field kept as it was.
+
+    Refuses (422 naming ``context``) a result LiveKit could not store: over 64 KiB, or with
+    values JSON has no spelling for (NaN, Infinity).
+    """
+    document = json.loads(metadata)
+    document[METADATA_KEY]["context"] = dict(context)
+    try:
+        updated = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise ValidationFailed(
+            "context must be plain JSON (no NaN or Infinity).", field="context"
+        ) from None
+    if len(updated.encode()) > MAX_METADATA_BYTES:
+        raise ValidationFailed(
+            "context makes the room metadata larger than LiveKit's 64 KiB.", field="context"
+        )
+    return updated

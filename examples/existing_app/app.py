@@ -116,8 +116,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env()  # FLASK_SECRET_KEY -> SECRET_KEY
     app.config.from_mapping({k: v for k, v in os.environ.items() if k.startswith("LIVEKIT_")})
     app.config.update(config or {})
-    # Only for trying it out: sessions then end when the process restarts.
-    app.config.setdefault("SECRET_KEY", secrets.token_hex(32))
+    if not app.config["SECRET_KEY"]:
+        # Only for trying it out: sign-ins then end when the process restarts.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
     onboarding.init_app(app)
     app.register_blueprint(demo)
 

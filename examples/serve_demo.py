@@ -1,0 +1,119 @@
+"""Run an example app against a throwaway local LiveKit server, for trying the extension out.
+
+``./scripts/demo.sh`` prepares everything and then runs this; on its own (from the repository
+root, with the package installed and the demo bundle built)::
+
+    python -m examples.serve_demo                      # the minimal app, anonymous demo mode
+    python -m examples.serve_demo --app existing_app   # sign in as ada / onboarding
+
+A ``livekit-server --dev`` is started on free loopback ports with its own API key pair, the app
+is configured to use it, and Ctrl-C (or SIGTERM) stops both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from importlib import import_module
+from types import FrameType
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+from flask_livekit_onboarding.testing import LiveKitDevServer, LiveKitServerError, free_port
+
+APPS = {
+    "minimal": {"LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True},
+    "existing_app": {},
+}
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _banner(url: str, token_url: str, app_name: str, livekit: LiveKitDevServer) -> str:
+    login = (
+        "\n  Sign in as ada (customer) or grace (staff), password: onboarding\n"
+        if app_name == "existing_app"
+        else ""
+    )
+    curl = f"curl -s -X POST {token_url} -H 'Content-Type: application/json'"
+    if app_name == "minimal":
+        curl += " -d '{\"participant_name\": \"Ada\"}'"
+    else:
+        curl += " -d '{}'\n    (401 until signed in: identities come from the app's own login)"
+    return (
+        f"\n  Onboarding demo ({app_name}) is running.\n\n"
+        f"  Open {url} and click \"Start onboarding\".\n{login}\n"
+        f"  Token endpoint:\n    {curl}\n\n"
+        f"  LiveKit dev server: {livekit.url} (API key {livekit.api_key})\n"
+        "  Press Ctrl-C to stop.\n"
+    )
+
+
+def serve(
+    app_name: str,
+    host: str,
+    port: int,
+    *,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Start LiveKit, then the example app on ``host:port``; return after Ctrl-C or SIGTERM."""
+    create_app: Callable[[Mapping[str, Any]], Flask] = import_module(
+        f"examples.{app_name}.app"
+    ).create_app
+    with LiveKitDevServer() as livekit:
+        app = create_app(
+            {
+                "LIVEKIT_URL": livekit.url,
+                "LIVEKIT_API_KEY": livekit.api_key,
+                "LIVEKIT_API_SECRET": livekit.api_secret,
+                **APPS[app_name],
+            }
+        )
+        server = make_server(host, port, app, threaded=True)
+        url = f"http://{host}:{server.server_port}/"
+        prefix = app.config["LIVEKIT_ONBOARDING_URL_PREFIX"].rstrip("/")
+        announce(_banner(url, f"http://{host}:{server.server_port}{prefix}/token", app_name, livekit))
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples.serve_demo", description=__doc__)
+    parser.add_argument("--app", choices=sorted(APPS), default="minimal")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--port", type=int, default=5000, help="5000 unless taken, then any free port"
+    )
+    args = parser.parse_args(argv)
+    port = args.port if _port_is_free(args.host, args.port) else free_port(args.host)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        serve(args.app, args.host, port, announce=lambda text: print(text, flush=True))
+    except KeyboardInterrupt:
+        print("\n  Stopped the demo app and the LiveKit dev server.")
+    except LiveKitServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The test harness itself: LiveKitDevServer runs a server that real clients can use."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import queue
+import threading
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from livekit import api, rtc
+
+from flask_livekit_onboarding.testing import LiveKitDevServer, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _token(server: LiveKitDevServer, room: str, identity: str, *, secret: str = "") -> str:
+    return (
+        api.AccessToken(server.api_key, secret or server.api_secret)
+        .with_identity(identity)
+        .with_grants(api.VideoGrants(room_join=True, room=room))
+        .to_jwt()
+    )
+
+
+async def _join(url: str, token: str) -> str:
+    room = rtc.Room()
+    try:
+        await room.connect(url, token)
+        return room.name
+    finally:
+        await room.disconnect()
+
+
+def test_health_check_answers(livekit_server: LiveKitDevServer) -> None:
+    with urllib.request.urlopen(livekit_server.http_url + "/", timeout=5) as response:
+        assert response.status == 200
+        assert response.read() == b"OK"
+
+
+def test_sdk_client_joins_with_the_server_credentials(livekit_server: LiveKitDevServer) -> None:
+    token = _token(livekit_server, "harness-join", "alice")
+
+    assert asyncio.run(_join(livekit_server.url, token)) == "harness-join"
+
+
+def test_token_signed_with_another_secret_is_refused(livekit_server: LiveKitDevServer) -> None:
+    token = _token(livekit_server, "harness-refused", "mallory", secret="x" * 48)
+
+    with pytest.raises(rtc.ConnectError):
+        asyncio.run(_join(livekit_server.url, token))
+
+
+def test_restart_keeps_the_url_and_accepts_clients(livekit_server: LiveKitDevServer) -> None:
+    with LiveKitDevServer(livekit_server.binary) as server:
+        url = server.url
+        server.stop()
+        assert not server.running
+        assert not server.healthy()
+
+        server.start()
+
+        assert server.url == url
+        assert server.healthy()
+        token = _token(server, "harness-restart", "bob")
+        assert asyncio.run(_join(server.url, token)) == "harness-restart"
+
+
+@pytest.fixture
+def webhook_inbox() -> Iterator[tuple[str, queue.Queue[tuple[str, str]]]]:
+    """A loopback HTTP endpoint collecting (body, Authorization) of each POST."""
+    inbox: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            inbox.put((body.decode(), self.headers.get("Authorization", "")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", inbox
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_webhooks_are_signed_with_the_server_key(
+    livekit_server: LiveKitDevServer,
+    webhook_inbox: tuple[str, queue.Queue[tuple[str, str]]],
+) -> None:
+    url, inbox = webhook_inbox
+    with LiveKitDevServer(livekit_server.binary, webhook_urls=[url]) as server:
+        asyncio.run(_join(server.url, _token(server, "harness-webhook", "carol")))
+
+        receiver = api.WebhookReceiver(api.TokenVerifier(server.api_key, server.api_secret))
+        events = []
+        while "participant_joined" not in [event.event for event in events]:
+            try:
+                body, auth = inbox.get(timeout=10)
+            except queue.Empty:
+                pytest.fail(f"no participant_joined webhook; server log:\n{server.log_tail()}")
+            events.append(receiver.receive(body, auth))
+
+    assert {event.room.name for event in events} == {"harness-webhook"}

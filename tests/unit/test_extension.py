@@ -1,0 +1,121 @@
+"""The extension's setup: init_app, config validation, several apps, uninitialised use."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from flask_livekit_onboarding import ConfigurationError, LiveKitOnboarding, create_blueprint
+from flask_livekit_onboarding.state import get_state
+from tests.conftest import UNIT_CONFIG
+
+
+def configured_app(**config: object) -> Flask:
+    app = Flask("host")
+    app.config.update(UNIT_CONFIG)
+    app.config.update(config)
+    return app
+
+
+def test_init_app_registers_state_and_mounts_token_route(app: Flask) -> None:
+    state = app.extensions["livekit_onboarding"]
+    assert state.config.url == "ws://127.0.0.1:9"
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    assert "/livekit/token" in rules
+    assert app.config["LIVEKIT_ONBOARDING_TOKEN_TTL"] == 900
+
+
+def test_direct_construction_initialises_the_app() -> None:
+    app = configured_app()
+    extension = LiveKitOnboarding(app)
+    try:
+        assert get_state(app).extension is extension
+    finally:
+        get_state(app).close()
+
+
+def test_init_app_twice_on_one_app_is_an_error(make_app, onboarding: LiveKitOnboarding) -> None:
+    app = make_app()
+    with pytest.raises(RuntimeError, match="already initialised"):
+        onboarding.init_app(app)
+
+
+def test_use_before_init_app_says_what_to_do() -> None:
+    app = Flask("bare")
+    with pytest.raises(RuntimeError, match="did you forget to call LiveKitOnboarding.init_app"):
+        get_state(app)
+
+
+@pytest.mark.parametrize("missing", ["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"])
+def test_missing_credentials_fail_at_init_naming_the_key(
+    missing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment must never stand in for app.config behind the host's back.
+    monkeypatch.setenv(missing, "from-the-environment")
+    app = configured_app()
+    del app.config[missing]
+    with pytest.raises(ConfigurationError, match=missing):
+        LiveKitOnboarding().init_app(app)
+    assert "livekit_onboarding" not in app.extensions
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("LIVEKIT_ONBOARDING_ROOM_CREATION", "lazy"),
+        ("LIVEKIT_ONBOARDING_TOKEN_TTL", "soon"),
+        ("LIVEKIT_ONBOARDING_TOKEN_TTL", 0),
+        ("LIVEKIT_ONBOARDING_REQUEST_TIMEOUT", -1),
+        ("LIVEKIT_ONBOARDING_URL_PREFIX", "livekit"),
+        ("LIVEKIT_URL", "127.0.0.1:7880"),
+        ("LIVEKIT_PUBLIC_URL", "ftp://example.com"),
+    ],
+)
+def test_invalid_settings_fail_at_init_naming_the_key(key: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=key):
+        LiveKitOnboarding().init_app(configured_app(**{key: value}))
+
+
+def test_urls_are_handed_to_clients_as_websocket_urls(make_app) -> None:
+    app = make_app(LIVEKIT_URL="https://lk.internal:7880/", LIVEKIT_PUBLIC_URL="https://rtc.example.com")
+    config = get_state(app).config
+    assert config.url == "wss://lk.internal:7880"
+    assert config.public_url == "wss://rtc.example.com"
+
+
+def test_one_extension_serves_two_apps_with_their_own_config(make_app) -> None:
+    first = make_app(LIVEKIT_ONBOARDING_URL_PREFIX="/rt", LIVEKIT_ONBOARDING_TOKEN_TTL=60)
+    second = make_app(LIVEKIT_ONBOARDING_ROOM_CREATION="on_join")
+    assert get_state(first).config.token_ttl == 60
+    assert get_state(second).config.room_creation == "on_join"
+    assert get_state(first).bridge is not get_state(second).bridge
+    assert first.test_client().post("/rt/token", json={}).status_code != 404
+    assert second.test_client().post("/rt/token", json={}).status_code == 404
+
+
+def test_host_can_register_the_blueprint_itself(onboarding: LiveKitOnboarding) -> None:
+    app = configured_app(LIVEKIT_ONBOARDING_ROOM_CREATION="on_join")
+    onboarding.init_app(app, register_blueprint=False)
+    app.register_blueprint(create_blueprint("onboarding_api"), url_prefix="/api/rt")
+    try:
+        response = app.test_client().post("/api/rt/token", json={})
+        assert response.status_code == 201
+        assert not any(rule.rule.startswith("/livekit") for rule in app.url_map.iter_rules())
+    finally:
+        get_state(app).close()
+
+
+def test_secrets_stay_out_of_repr(app: Flask) -> None:
+    state = get_state(app)
+    assert UNIT_CONFIG["LIVEKIT_API_SECRET"] not in repr(state)
+    assert UNIT_CONFIG["LIVEKIT_API_SECRET"] not in repr(state.config)
+
+
+def test_hooks_decorators_return_the_function_unchanged() -> None:
+    extension = LiveKitOnboarding()
+
+    def loader() -> None:
+        return None
+
+    assert extension.identity_loader(loader) is loader
+    assert extension.identity_loader_function is loader
