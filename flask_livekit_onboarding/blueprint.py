@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .errors import http_error_response
@@ -53,7 +53,7 @@ def add_route(
         bp.add_url_rule(rule, f"{endpoint}_other_methods", refuse, methods=sorted(others))
 
 
-def _method_not_allowed(valid: list[str], **_: Any) -> None:
+def _method_not_allowed(valid: list[str], **_: Any) -> Response:
     raise MethodNotAllowed(valid_methods=valid)
 
 

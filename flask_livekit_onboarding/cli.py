@@ -1,14 +1,291 @@
-"""The ``flask livekit`` command group, registered on each app by ``init_app``."""
+"""The ``flask livekit`` command group, registered on each app by ``init_app``.
+
+``flask livekit token`` mints a participant token for trying a client by hand,
+``flask livekit rooms`` lists the live onboarding rooms, ``flask livekit end ROOM`` closes one,
+and ``flask livekit check`` validates the configuration and calls LiveKit with it. Failures
+print an actionable message on stderr and exit with status 1; the API secret is never printed.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
+from flask import Flask, current_app
 from flask.cli import AppGroup
+from livekit import api
+
+from . import signals
+from .config import MAX_NAME_LENGTH, OnboardingConfig, load_config
+from .errors import (
+    ConfigurationError,
+    LiveKitError,
+    LiveKitTimeout,
+    LiveKitUnavailable,
+    RoomNotFound,
+)
+from .hooks import Identity
+from .room_metadata import OnboardingRoom
+from .rooms import delete_room, find_room, list_rooms, start_room
+from .state import OnboardingState, get_state
+from .tokens import mint_participant_token
 
 livekit_cli = AppGroup("livekit", help="Onboarding sessions on LiveKit.")
 
+#: Default bound, in seconds, on the LiveKit call made by ``flask livekit check``.
+CHECK_TIMEOUT = 5.0
+
+
+@livekit_cli.command("token")
+@click.option("--identity", required=True, help="Participant identity the token is for.")
+@click.option("--name", help="Participant display name. Default: the identity.")
+@click.option(
+    "--room",
+    "room_name",
+    help="Join this live onboarding room. Default: start a new onboarding room.",
+)
+@click.option(
+    "--context",
+    "context_json",
+    help='Onboarding context of the new room, as a JSON object (e.g. \'{"step": "welcome"}\').',
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    help="Token lifetime in seconds. Default: LIVEKIT_ONBOARDING_TOKEN_TTL.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the token endpoint's JSON response instead of the bare token.",
+)
+def token_command(
+    identity: str,
+    name: str | None,
+    room_name: str | None,
+    context_json: str | None,
+    ttl: int | None,
+    as_json: bool,
+) -> None:
+    """Print a participant token for testing a client.
+
+    Without --room a new onboarding room is started, owned by IDENTITY, exactly as the token
+    endpoint does (agent dispatch and room creation mode included). The token alone goes to
+    stdout, so ``TOKEN=$(flask livekit token --identity ada)`` works; the room and server URL
+    go to stderr.
+    """
+    _check_name(identity, "--identity")
+    if name is not None:
+        _check_name(name, "--name")
+    if room_name is not None and context_json is not None:
+        raise click.UsageError("--context applies to new rooms only; leave out --room.")
+    app = _app()
+    state = _state(app)
+    participant = Identity(identity=identity, name=name or identity)
+    room_config = None
+    with _livekit_errors(state.config):
+        if room_name is not None:
+            if find_room(state, room_name) is None:
+                raise click.ClickException(f"No onboarding room named {room_name!r} is live.")
+        else:
+            context = _parse_context(context_json)
+            try:
+                room_name, room_config = start_room(state, identity, context)
+            except ConfigurationError:
+                raise click.BadParameter(
+                    "makes the room metadata larger than LiveKit's 64 KiB.", param_hint="--context"
+                ) from None
+            signals.room_created.send(
+                app,
+                room_name=room_name,
+                identity=participant,
+                context=context,
+                mode=state.config.room_creation,
+            )
+    expires_in = ttl or state.config.token_ttl
+    token = mint_participant_token(
+        state.config,
+        room_name=room_name,
+        identity=identity,
+        name=participant.name or identity,
+        room_config=room_config,
+        ttl=expires_in,
+    )
+    signals.token_issued.send(
+        app,
+        room_name=room_name,
+        identity=participant,
+        participant_name=participant.name,
+        expires_in=expires_in,
+    )
+    if as_json:
+        response = {
+            "server_url": state.config.public_url,
+            "participant_token": token,
+            "room_name": room_name,
+            "participant_name": participant.name,
+        }
+        click.echo(json.dumps(response, indent=2))
+        return
+    click.echo(f"room: {room_name}", err=True)
+    click.echo(f"server_url: {state.config.public_url}", err=True)
+    click.echo(f"expires in: {expires_in}s", err=True)
+    click.echo(token)
+
+
+@livekit_cli.command("rooms")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def rooms_command(as_json: bool) -> None:
+    """List the live onboarding rooms: name, owner, participants and age."""
+    state = _state(_app())
+    with _livekit_errors(state.config):
+        rooms = list_rooms(state)
+    now = int(time.time())
+    if as_json:
+        click.echo(json.dumps([_room_row(room, now) for room in rooms], indent=2))
+        return
+    if not rooms:
+        click.echo("No onboarding rooms are live.")
+        return
+    rows = [("ROOM", "OWNER", "PARTICIPANTS", "AGE")]
+    rows += [(r.name, r.owner, str(r.num_participants), _age(now - r.created_at)) for r in rooms]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [row[i].ljust(widths[i]) for i in range(3)]
+        click.echo("  ".join([*cells, row[3]]))
+
+
+@livekit_cli.command("end")
+@click.argument("room_name")
+def end_command(room_name: str) -> None:
+    """End the onboarding session in ROOM_NAME: close the room and disconnect everyone."""
+    app = _app()
+    state = _state(app)
+    with _livekit_errors(state.config):
+        room = find_room(state, room_name)
+        if room is None:
+            raise click.ClickException(f"No onboarding room named {room_name!r} is live.")
+        delete_room(state, room.name)
+    signals.session_ended.send(app, room_name=room.name, identity=None)
+    click.echo(f"Ended {room.name} ({room.num_participants} participant(s) disconnected).")
+
 
 @livekit_cli.command("check")
-def check_command() -> None:
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=CHECK_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for LiveKit.",
+)
+def check_command(timeout: float) -> None:
     """Validate the configuration and reach LiveKit with the credentials."""
-    raise click.ClickException("not implemented")
+    app = _app()
+    try:
+        config = load_config(app.config)
+    except ConfigurationError as error:
+        raise click.ClickException(f"Configuration is invalid: {error}") from None
+    state = _state(app)
+    with _livekit_errors(config, timeout):
+        response = state.bridge.call(
+            lambda lk: lk.room.list_rooms(api.ListRoomsRequest()), timeout=timeout
+        )
+    onboarding = [r for r in response.rooms if OnboardingRoom.from_room(r) is not None]
+    click.echo(f"LiveKit at {config.url} accepted API key {config.api_key!r}.")
+    if config.public_url != config.url:
+        click.echo(f"Clients are sent to {config.public_url}.")
+    click.echo(f"{len(response.rooms)} room(s) live, {len(onboarding)} of them onboarding rooms.")
+
+
+@contextmanager
+def _livekit_errors(config: OnboardingConfig, timeout: float | None = None) -> Iterator[None]:
+    """Turn LiveKit failures into one-line messages saying what to look at."""
+    where = f"LiveKit at {config.url}"
+    try:
+        yield
+    except RoomNotFound as error:
+        raise click.ClickException(error.description or "No such onboarding room.") from None
+    except LiveKitUnavailable:
+        raise click.ClickException(
+            f"Cannot reach {where}: is livekit-server running there, and is LIVEKIT_URL right?"
+        ) from None
+    except LiveKitTimeout:
+        bound = timeout if timeout is not None else config.request_timeout
+        raise click.ClickException(
+            f"{where} did not answer within {bound:g}s: is LIVEKIT_URL a LiveKit server?"
+        ) from None
+    except LiveKitError:
+        raise click.ClickException(
+            f"{where} answered with a server error; see the livekit-server log."
+        ) from None
+    except api.TwirpError as error:
+        if error.status in (401, 403) or error.code in (
+            api.TwirpErrorCode.UNAUTHENTICATED,
+            api.TwirpErrorCode.PERMISSION_DENIED,
+        ):
+            raise click.ClickException(
+                f"{where} refused the credentials: LIVEKIT_API_KEY and LIVEKIT_API_SECRET "
+                "must be a key pair the server is configured with."
+            ) from None
+        raise click.ClickException(
+            f"{where} refused the request ({error.code}): is LIVEKIT_URL a LiveKit server?"
+        ) from None
+
+
+def _app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined, no-any-return]
+
+
+def _state(app: Flask) -> OnboardingState:
+    try:
+        return get_state(app)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _check_name(value: str, option: str) -> None:
+    if not value.strip():
+        raise click.BadParameter("must not be empty.", param_hint=option)
+    if len(value) > MAX_NAME_LENGTH:
+        raise click.BadParameter(
+            f"must be at most {MAX_NAME_LENGTH} characters.", param_hint=option
+        )
+
+
+def _parse_context(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    try:
+        context = json.loads(raw)
+    except ValueError as error:
+        raise click.BadParameter(f"not valid JSON: {error}", param_hint="--context") from None
+    if not isinstance(context, dict):
+        raise click.BadParameter("must be a JSON object.", param_hint="--context")
+    return context
+
+
+def _room_row(room: OnboardingRoom, now: int) -> dict[str, Any]:
+    return {
+        "room_name": room.name,
+        "owner": room.owner,
+        "num_participants": room.num_participants,
+        "created_at": room.created_at,
+        "age_seconds": max(0, now - room.created_at),
+    }
+
+
+def _age(seconds: int) -> str:
+    """A short human age: ``42s``, ``3m05s``, ``2h07m``, ``3d04h``."""
+    seconds = max(0, seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"

@@ -36,7 +36,7 @@ class ApiError(OnboardingError, HTTPException):
             body["field"] = self.field
         return {"error": body}
 
-    def get_response(self, environ: Any = None, scope: Any = None) -> Response:  # type: ignore[override]
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         response = jsonify(self.to_dict())
         response.status_code = self.code or 500
         response.headers["Cache-Control"] = "no-store"

@@ -16,7 +16,8 @@ def current_identity(state: OnboardingState) -> Identity:
     if loader is None:
         raise Unauthorized(
             "No identity_loader is registered: decorate a function with "
-            "@onboarding.identity_loader, or set LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=True for a demo."
+            "@onboarding.identity_loader, or set LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=True "
+            "for a demo."
         )
     found = loader()
     if found is None:

@@ -44,7 +44,7 @@ class LiveKitBridge:
         self._pid = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._api: api.LiveKitAPI | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., LiveKitBridge] | None = None
         self._closed = False
 
     def __repr__(self) -> str:

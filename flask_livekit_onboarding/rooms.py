@@ -57,7 +57,9 @@ def room_configuration(
     )
 
 
-def dispatched_agents(state: OnboardingState, requested: Iterable[AgentRequest]) -> list[AgentRequest]:
+def dispatched_agents(
+    state: OnboardingState, requested: Iterable[AgentRequest]
+) -> list[AgentRequest]:
     """The configured agent plus the agents a client asked for, if the deployment allows them."""
     config = state.config
     agents = [AgentRequest(config.agent_name)] if config.agent_name else []
@@ -125,7 +127,6 @@ def require_room(
     return room
 
 
-
 def live_room(state: OnboardingState, name: str) -> api.Room | None:
     """The LiveKit room called ``name`` as LiveKit reports it, onboarding room or not."""
     response = state.bridge.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[name])))
@@ -181,3 +182,23 @@ def metadata_with_context(metadata: str, context: Mapping[str, Any]) -> str:
             "context makes the room metadata larger than LiveKit's 64 KiB.", field="context"
         )
     return updated
+
+
+def start_room(
+    state: OnboardingState,
+    owner: str,
+    context: Mapping[str, Any],
+    requested_agents: Iterable[AgentRequest] = (),
+) -> tuple[str, api.RoomConfiguration | None]:
+    """Start a new onboarding room owned by ``owner``; return its name and token room config.
+
+    In ``eager`` mode the room is created on LiveKit now and the config is None; in
+    ``on_join`` mode nothing is called and the config goes into the participant token.
+    """
+    agents = dispatched_agents(state, requested_agents)
+    name = new_room_name(state.config.room_prefix)
+    settings = room_configuration(state, name, onboarding_metadata(owner, context), agents)
+    if state.config.room_creation == "eager":
+        create_room(state, settings)
+        return name, None
+    return name, settings

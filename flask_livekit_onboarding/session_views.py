@@ -132,9 +132,7 @@ def _parse_context_patch(body: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         raise ValidationFailed("context must be a JSON object.", field="context")
     mode = body.get("mode", "merge")
     if mode not in CONTEXT_MODES:
-        raise ValidationFailed(
-            f"mode must be one of {', '.join(CONTEXT_MODES)}.", field="mode"
-        )
+        raise ValidationFailed(f"mode must be one of {', '.join(CONTEXT_MODES)}.", field="mode")
     return context, mode
 
 

@@ -94,9 +94,7 @@ def optional_name(body: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ValidationFailed(f"{key} must be a non-empty string.", field=key)
     if len(value) > MAX_NAME_LENGTH:
-        raise ValidationFailed(
-            f"{key} is longer than {MAX_NAME_LENGTH} characters.", field=key
-        )
+        raise ValidationFailed(f"{key} is longer than {MAX_NAME_LENGTH} characters.", field=key)
     return value
 
 

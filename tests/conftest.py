@@ -66,9 +66,7 @@ def base_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_app(
-    onboarding: LiveKitOnboarding, base_config: dict[str, Any]
-) -> Iterator[MakeApp]:
+def make_app(onboarding: LiveKitOnboarding, base_config: dict[str, Any]) -> Iterator[MakeApp]:
     """Build apps on the shared extension; their LiveKit connections are closed afterwards."""
     apps: list[Flask] = []
 

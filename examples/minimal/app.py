@@ -40,5 +40,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     onboarding.init_app(app)  # POST /livekit/token and the session routes
 
     app.register_blueprint(demo)
-    app.add_url_rule("/", "index", lambda: render_demo_page(brand="Acme Analytics"))
+    app.add_url_rule("/", "index", render_demo_page)
     return app

@@ -30,7 +30,9 @@ def base_config(livekit_server: LiveKitDevServer) -> dict[str, Any]:
     }
 
 
-def request_token(app: Flask, body: dict[str, Any] | None = None, prefix: str = "/livekit") -> dict[str, Any]:
+def request_token(
+    app: Flask, body: dict[str, Any] | None = None, prefix: str = "/livekit"
+) -> dict[str, Any]:
     response = app.test_client().post(f"{prefix}/token", json=body or {})
     assert response.status_code == 201, response.get_json()
     return response.get_json()
@@ -67,7 +69,10 @@ def test_sdk_joins_the_new_room_and_reads_the_hosts_context(make_app, mode: str)
             assert room.name == body["room_name"]
             assert record["owner"] == "user-1"
             assert record["context"] == {
-                "user": "user-1", "plan": "pro", "locale": "en", "step": "welcome"
+                "user": "user-1",
+                "plan": "pro",
+                "locale": "en",
+                "step": "welcome",
             }
             me = room.local_participant
             assert (me.identity, me.name) == ("user-1", "Ada Lovelace")

@@ -77,7 +77,9 @@ def test_invalid_settings_fail_at_init_naming_the_key(key: str, value: object) -
 
 
 def test_urls_are_handed_to_clients_as_websocket_urls(make_app) -> None:
-    app = make_app(LIVEKIT_URL="https://lk.internal:7880/", LIVEKIT_PUBLIC_URL="https://rtc.example.com")
+    app = make_app(
+        LIVEKIT_URL="https://lk.internal:7880/", LIVEKIT_PUBLIC_URL="https://rtc.example.com"
+    )
     config = get_state(app).config
     assert config.url == "wss://lk.internal:7880"
     assert config.public_url == "wss://rtc.example.com"

@@ -80,7 +80,9 @@ def test_eager_mode_creates_the_room_with_context_and_owner(app: Flask, fake: Fa
 
 
 def test_on_join_mode_calls_nothing_and_puts_the_room_in_the_token(make_app) -> None:
-    app = make_app(LIVEKIT_ONBOARDING_ROOM_CREATION="on_join", LIVEKIT_ONBOARDING_MAX_PARTICIPANTS=3)
+    app = make_app(
+        LIVEKIT_ONBOARDING_ROOM_CREATION="on_join", LIVEKIT_ONBOARDING_MAX_PARTICIPANTS=3
+    )
     fake = FakeBridge()
     get_state(app).bridge = fake  # type: ignore[assignment]
     body = post(app).get_json()
@@ -106,7 +108,9 @@ def test_client_may_ask_for_an_allowed_agent_only(make_app) -> None:
         LIVEKIT_ONBOARDING_ROOM_CREATION="on_join",
         LIVEKIT_ONBOARDING_ALLOWED_AGENTS="tour-guide, translator",
     )
-    allowed = post(app, {"room_config": {"agents": [{"agent_name": "translator", "metadata": "fr"}]}})
+    allowed = post(
+        app, {"room_config": {"agents": [{"agent_name": "translator", "metadata": "fr"}]}}
+    )
     assert allowed.status_code == 201
     agents = claims_of(allowed.get_json()).room_config.agents
     assert [(a.agent_name, a.metadata) for a in agents] == [("translator", "fr")]
@@ -170,7 +174,9 @@ def test_a_different_client_identity_is_refused(app: Flask, fake: FakeBridge) ->
 
 
 def test_client_identity_is_used_when_the_deployment_allows_it(make_app) -> None:
-    app = make_app(LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY=True, LIVEKIT_ONBOARDING_ROOM_CREATION="on_join")
+    app = make_app(
+        LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY=True, LIVEKIT_ONBOARDING_ROOM_CREATION="on_join"
+    )
     body = post(app, {"participant_identity": "kiosk-7", "participant_name": "Kiosk"}).get_json()
     claims = claims_of(body)
     assert (claims.identity, claims.name) == ("kiosk-7", "Kiosk")
@@ -237,7 +243,9 @@ def test_agents_cannot_be_requested_for_an_existing_room(make_app) -> None:
     app = make_app(LIVEKIT_ONBOARDING_ALLOWED_AGENTS=["guide"])
     get_state(app).bridge = FakeBridge()  # type: ignore[assignment]
     room_name = post(app).get_json()["room_name"]
-    response = post(app, {"room_name": room_name, "room_config": {"agents": [{"agent_name": "guide"}]}})
+    response = post(
+        app, {"room_name": room_name, "room_config": {"agents": [{"agent_name": "guide"}]}}
+    )
     assert response.status_code == 422
 
 
@@ -246,9 +254,17 @@ def test_agents_cannot_be_requested_for_an_existing_room(make_app) -> None:
     [
         ({"data": "{not json", "content_type": "application/json"}, 400, "bad_request"),
         ({"data": "[1, 2]", "content_type": "application/json"}, 400, "bad_request"),
-        ({"data": "room_name=x", "content_type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+        (
+            {"data": "room_name=x", "content_type": "application/x-www-form-urlencoded"},
+            415,
+            "unsupported_media_type",
+        ),
         ({"data": b"\xff\xfe", "content_type": "application/json"}, 400, "bad_request"),
-        ({"data": "{}" + " " * 300_000, "content_type": "application/json"}, 413, "request_entity_too_large"),
+        (
+            {"data": "{}" + " " * 300_000, "content_type": "application/json"},
+            413,
+            "request_entity_too_large",
+        ),
     ],
 )
 def test_malformed_requests_get_a_json_error(

@@ -1,0 +1,108 @@
+"""Writing the results: JSON, a markdown table and a PNG bar chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+def write_all(results: dict[str, Any], out_dir: Path) -> str:
+    """Write results.json, results.md and results.png into ``out_dir``; return the markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = render_markdown(results)
+    (out_dir / "results.md").write_text(markdown)
+    write_chart(results, out_dir / "results.png")
+    return markdown
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    meta, settings = results["meta"], results["settings"]
+    lines = [
+        "# Token endpoint benchmark",
+        "",
+        f"{meta['date']} · {meta['cpu_count']} CPUs ({meta['cpu_model']}) · "
+        f"{meta['memory_gib']:.1f} GiB · Python {meta['python']} · "
+        f"load average before {meta['loadavg_before']}, after {meta['loadavg_after']}",
+        "",
+        f"gunicorn {settings['gunicorn']} · wrk {settings['wrk']} · "
+        f"{settings['rounds']} interleaved rounds of {settings['duration_s']} s per variant "
+        f"(after {settings['warmup_s']} s warm-up); medians across rounds, errors summed, "
+        "peak RSS = highest sum of gunicorn master + workers.",
+        "",
+        "| variant | req/s | p50 ms | p99 ms | errors | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, variant in results["variants"].items():
+        summary = variant["summary"]
+        lines.append(
+            f"| {name} | {summary['rps']:.0f} | {summary['p50_ms']:.1f} | "
+            f"{summary['p99_ms']:.1f} | {summary['errors']} | "
+            f"{summary['peak_rss_bytes'] / MIB:.0f} |"
+        )
+    soak = results.get("soak")
+    if soak:
+        lines += [
+            "",
+            f"**Soak** ({soak['variant']}, {soak['requests']} requests after "
+            f"{soak['warmup_requests']} warm-up): {soak['rps']:.0f} req/s, "
+            f"p50 {soak['p50_ms']:.1f} ms, p99 {soak['p99_ms']:.1f} ms, {soak['errors']} errors; "
+            f"RSS {soak['rss_before_bytes'] / MIB:.1f} → {soak['rss_after_bytes'] / MIB:.1f} MiB "
+            f"({soak['rss_growth_pct']:+.1f} %), peak {soak['rss_peak_bytes'] / MIB:.1f} MiB; "
+            f"{len(soak['log_warnings'])} warning lines in the logs.",
+        ]
+    lines += ["", "| target | measured | met |", "|---|---|:-:|"]
+    for target in results["targets"]:
+        lines.append(
+            f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else 'NO'} |"
+        )
+    warnings = {
+        name: variant["log_warnings"]
+        for name, variant in results["variants"].items()
+        if variant["log_warnings"]
+    }
+    if soak and soak["log_warnings"]:
+        warnings["soak"] = soak["log_warnings"]
+    if warnings:
+        lines += ["", "Warnings found in the server logs (first few per variant):", ""]
+        for name, found in warnings.items():
+            lines += [f"- {name}: `{line}`" for line in found[:3]]
+    return "\n".join(lines) + "\n"
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["variants"])
+    summaries = [results["variants"][name]["summary"] for name in names]
+    panels = [
+        ("requests/s (higher is better)", [s["rps"] for s in summaries], "{:.0f}"),
+        ("p50 latency, ms", [s["p50_ms"] for s in summaries], "{:.1f}"),
+        ("p99 latency, ms", [s["p99_ms"] for s in summaries], "{:.1f}"),
+        ("peak RSS, MiB", [s["peak_rss_bytes"] / MIB for s in summaries], "{:.0f}"),
+    ]
+    colors = ["#8c8c8c" if name.startswith(("baseline", "naive")) else "#1f77b4" for name in names]
+    figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    for axis, (title, values, fmt) in zip(axes.flat, panels):
+        bars = axis.bar(names, values, color=colors)
+        axis.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=8)
+        axis.set_title(title)
+        axis.tick_params(axis="x", labelsize=8)
+        axis.margins(y=0.15)
+    errors = ", ".join(f"{name}: {s['errors']}" for name, s in zip(names, summaries))
+    meta = results["meta"]
+    figure.suptitle(
+        f"POST /livekit/token — gunicorn {results['settings']['gunicorn']}, "
+        f"wrk {results['settings']['wrk']}\n"
+        f"{meta['cpu_count']} CPUs, Python {meta['python']}, {meta['date']} · errors: {errors}",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
