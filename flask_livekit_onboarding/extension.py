@@ -9,7 +9,7 @@ from flask import Flask
 from .blueprint import create_blueprint
 from .cli import livekit_cli
 from .config import DEFAULTS, load_config
-from .dedupe import make_dedupe_store
+from .dedupe import WebhookDedupe, make_dedupe_store
 from .hooks import ContextProvider, IdentityLoader, RoomAuthorizer
 from .livekit_bridge import LiveKitBridge
 from .state import EXTENSION_KEY, OnboardingState, get_state
@@ -37,10 +37,18 @@ class LiveKitOnboarding:
     def __repr__(self) -> str:
         return f"<LiveKitOnboarding blueprint={self.blueprint_name!r}>"
 
-    def init_app(self, app: Flask, *, register_blueprint: bool = True) -> None:
+    def init_app(
+        self,
+        app: Flask,
+        *,
+        register_blueprint: bool = True,
+        dedupe_store: WebhookDedupe | None = None,
+    ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
         With ``register_blueprint=False`` mount :func:`create_blueprint` yourself.
+        ``dedupe_store`` replaces the webhook de-duplication store the config selects (in
+        process, or Redis with ``LIVEKIT_ONBOARDING_REDIS_URL``); the app's state closes it.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -54,7 +62,7 @@ class LiveKitOnboarding:
             extension=self,
             config=config,
             bridge=LiveKitBridge(config),
-            dedupe=make_dedupe_store(config),
+            dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
         )
         app.cli.add_command(livekit_cli)
         if register_blueprint:

@@ -28,8 +28,9 @@ class OnboardingState:
     dedupe: WebhookDedupe
 
     def close(self) -> None:
-        """Release the LiveKit connection of this app (tests, app shutdown)."""
+        """Release the LiveKit connection and the de-duplication store of this app."""
         self.bridge.close()
+        self.dedupe.close()
 
 
 def get_state(app: Flask | None = None) -> OnboardingState:

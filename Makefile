@@ -1,0 +1,43 @@
+# Two commands matter: `make demo` (set up and run the demo) and `make test` (set up and run
+# every test). Both work on a fresh machine; everything they need is installed here.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test setup venv system-deps livekit-server frontend lint bench clean
+
+demo:
+	./scripts/demo.sh
+
+test: setup
+	$(PY) -m pytest
+
+setup: venv system-deps livekit-server frontend
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+system-deps:
+	./scripts/install-system-deps.sh
+
+livekit-server: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/install-livekit-server.sh
+
+frontend:
+	./scripts/build-demo-frontend.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	./benchmarks/run.sh
+
+clean:
+	rm -rf $(VENV) examples/frontend/node_modules tests/output

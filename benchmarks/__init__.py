@@ -1,0 +1,1 @@
+"""Benchmark harness for the token endpoint: ``python -m benchmarks`` (see README.md)."""

@@ -1,0 +1,303 @@
+"""The benchmark command: interleaved rounds over every variant, a soak, and the report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .apps import VARIANTS
+from .load import LoadSettings, find_wrk, run_wrk, wrk_version
+from .report import MIB, write_all
+from .serve import ROOT, GunicornServer, RssSampler, ServerSettings
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SOAK_VARIANT = "ours-eager"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark POST /livekit/token against a real livekit-server.",
+    )
+    parser.add_argument("--quick", action="store_true", help="shorter run (about 2 minutes)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 2)")
+    parser.add_argument("--duration", type=int, help="seconds measured per run (10, quick 5)")
+    parser.add_argument("--warmup", type=int, help="seconds of warm-up per run (3, quick 2)")
+    parser.add_argument(
+        "--soak-requests", type=int, help="soak length (20000, quick 5000; 0 skips the soak)"
+    )
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="VARIANT"
+    )
+    parser.add_argument("--connections", type=int, default=LoadSettings.connections)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
+    parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.rounds = args.rounds or (2 if quick else 3)
+    args.duration = args.duration or (5 if quick else 10)
+    args.warmup = args.warmup if args.warmup is not None else (2 if quick else 3)
+    if args.soak_requests is None:
+        args.soak_requests = 5000 if quick else 20000
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from flask_livekit_onboarding.testing import LiveKitDevServer, ensure_livekit_server
+
+    wrk = find_wrk()
+    load = LoadSettings(connections=args.connections)
+    server_settings = ServerSettings()
+    binary = ensure_livekit_server()
+    logs = args.out / "logs"
+    meta = machine_info(binary, wrk)
+    results: dict[str, Any] = {"meta": meta, "settings": {}, "variants": {}, "targets": []}
+    results["settings"] = {
+        "gunicorn": f"-w {server_settings.workers} --threads {server_settings.threads} "
+        f"-k {server_settings.worker_class}",
+        "wrk": f"-t{load.threads} -c{load.connections} --timeout {load.timeout_s}s "
+        "(POST JSON, non-2xx counted as errors)",
+        "rounds": args.rounds,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "soak_requests": args.soak_requests,
+        "livekit_server_log_level": "warn",
+    }
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.variants}
+    warnings: dict[str, list[str]] = {name: [] for name in args.variants}
+    started = time.monotonic()
+    # Warnings only: livekit-server logs every room at info, which costs the shared CPUs.
+    with LiveKitDevServer(binary, log_level="warn") as livekit:
+        env = {
+            "LIVEKIT_URL": livekit.url,
+            "LIVEKIT_API_KEY": livekit.api_key,
+            "LIVEKIT_API_SECRET": livekit.api_secret,
+        }
+        for index in range(args.rounds):
+            shift = index % len(args.variants)
+            order = args.variants[shift:] + args.variants[:shift]
+            for name in order:
+                log_path = logs / f"{name}-round{index + 1}.log"
+                run = measure(name, env, log_path, server_settings, wrk, load, args)
+                run["round"] = index + 1
+                rounds[name].append(run)
+                warnings[name] += run.pop("log_warnings")
+                print(
+                    f"round {index + 1}/{args.rounds} {name:15} {run['rps']:8.0f} req/s  "
+                    f"p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms  "
+                    f"errors {run['errors']}  peak RSS {run['peak_rss_bytes'] / MIB:.0f} MiB",
+                    flush=True,
+                )
+        if args.soak_requests and SOAK_VARIANT in args.variants:
+            results["soak"] = soak(env, logs, server_settings, wrk, load, args.soak_requests)
+    meta["loadavg_after"] = _loadavg()
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    for name in args.variants:
+        results["variants"][name] = {
+            "summary": summarize(rounds[name]),
+            "rounds": rounds[name],
+            "log_warnings": warnings[name],
+        }
+    results["targets"] = evaluate_targets(results)
+    markdown = write_all(results, args.out)
+    print()
+    print(markdown)
+    print(f"written: {args.out / 'results.json'}, results.md, results.png")
+    missed = [target for target in results["targets"] if not target["met"]]
+    return 1 if args.check and missed else 0
+
+
+def measure(
+    name: str,
+    env: dict[str, str],
+    log_path: Path,
+    server_settings: ServerSettings,
+    wrk: str,
+    load: LoadSettings,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One fresh gunicorn for ``name``: warm up, then measure with RSS sampled throughout."""
+    with GunicornServer(name, env, log_path, server_settings) as server:
+        if args.warmup:
+            run_wrk(wrk, server.url, load, duration_s=args.warmup)
+        with RssSampler(server) as sampler:
+            run = run_wrk(wrk, server.url, load, duration_s=args.duration)
+    run["peak_rss_bytes"] = sampler.peak
+    run["log_warnings"] = server.warnings()
+    return run
+
+
+def soak(
+    env: dict[str, str],
+    logs: Path,
+    server_settings: ServerSettings,
+    wrk: str,
+    load: LoadSettings,
+    requests: int,
+) -> dict[str, Any]:
+    """``requests`` requests to one ours-eager server after a warm-up, RSS before and after."""
+    warmup_requests = max(1000, requests // 10)
+    print(f"soak: {SOAK_VARIANT}, {warmup_requests} warm-up + {requests} requests", flush=True)
+    with GunicornServer(SOAK_VARIANT, env, logs / "soak.log", server_settings) as server:
+        run_wrk(wrk, server.url, load, requests=warmup_requests)
+        time.sleep(1.0)
+        before = server.rss()
+        with RssSampler(server, interval=0.5) as sampler:
+            run = run_wrk(wrk, server.url, load, requests=requests)
+        time.sleep(1.0)
+        after = server.rss()
+    run.update(
+        variant=SOAK_VARIANT,
+        warmup_requests=warmup_requests,
+        rss_before_bytes=before,
+        rss_after_bytes=after,
+        rss_peak_bytes=sampler.peak,
+        rss_growth_pct=100.0 * (after - before) / before,
+        rss_timeline=[(round(t, 1), rss) for t, rss in sampler.samples],
+        log_warnings=server.warnings(),
+    )
+    print(
+        f"soak: {run['requests']} requests, {run['rps']:.0f} req/s, errors {run['errors']}, "
+        f"RSS {before / MIB:.1f} -> {after / MIB:.1f} MiB ({run['rss_growth_pct']:+.1f} %), "
+        f"{len(run['log_warnings'])} warning lines",
+        flush=True,
+    )
+    return run
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "rps": statistics.median(run["rps"] for run in runs),
+        "p50_ms": statistics.median(run["p50_ms"] for run in runs),
+        "p99_ms": statistics.median(run["p99_ms"] for run in runs),
+        "errors": sum(run["errors"] for run in runs),
+        "requests": sum(run["requests"] for run in runs),
+        "peak_rss_bytes": max(run["peak_rss_bytes"] for run in runs),
+    }
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    variants = {name: v["summary"] for name, v in results["variants"].items()}
+    targets: list[dict[str, Any]] = []
+
+    def add(target: str, measured: str, met: bool) -> None:
+        targets.append({"target": target, "measured": measured, "met": bool(met)})
+
+    if {"ours-on_join", "baseline-flask"} <= variants.keys():
+        ratio = variants["ours-on_join"]["rps"] / variants["baseline-flask"]["rps"]
+        add("ours-on_join >= 0.7x baseline-flask req/s", f"{ratio:.2f}x", ratio >= 0.7)
+    if {"ours-eager", "naive-eager"} <= variants.keys():
+        ratio = variants["ours-eager"]["rps"] / variants["naive-eager"]["rps"]
+        add("ours-eager >= 3x naive-eager req/s", f"{ratio:.2f}x", ratio >= 3.0)
+    if "ours-eager" in variants:
+        eager = variants["ours-eager"]
+        ratio = eager["p99_ms"] / eager["p50_ms"]
+        add(
+            "ours-eager p99 <= 3x its p50",
+            f"{eager['p99_ms']:.1f} / {eager['p50_ms']:.1f} ms = {ratio:.2f}x",
+            ratio <= 3.0,
+        )
+    errors = {name: summary["errors"] for name, summary in variants.items()}
+    soak_run = results.get("soak")
+    if soak_run:
+        errors["soak"] = soak_run["errors"]
+    add(
+        "zero errors in every variant",
+        ", ".join(f"{name} {count}" for name, count in errors.items()),
+        not any(errors.values()),
+    )
+    if soak_run:
+        growth = soak_run["rss_growth_pct"]
+        add("soak RSS growth < 10% after warm-up", f"{growth:+.1f} %", growth < 10.0)
+        found = len(soak_run["log_warnings"])
+        add("no warnings in the soak logs", f"{found} lines", found == 0)
+    return targets
+
+
+def machine_info(livekit_binary: str, wrk: str) -> dict[str, Any]:
+    def version(distribution: str) -> str:
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    livekit_version = subprocess.run(
+        [livekit_binary, "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_before": _loadavg(),
+        "git_commit": _git_commit(),
+        "versions": {
+            name: version(name)
+            for name in (
+                "flask-livekit-onboarding",
+                "flask",
+                "werkzeug",
+                "gunicorn",
+                "livekit-api",
+                "aiohttp",
+                "pyjwt",
+            )
+        }
+        | {"livekit-server": livekit_version, "wrk": wrk_version(wrk)},
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _git_commit() -> str:
+    result = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

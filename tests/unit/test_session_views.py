@@ -1,0 +1,417 @@
+"""Session routes with LiveKit stubbed: status, context updates, ending, access and errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+from livekit import api
+
+from flask_livekit_onboarding import Identity, LiveKitUnavailable, signals
+from flask_livekit_onboarding.room_metadata import decode_metadata
+
+from .fake_room_service import SessionBridge
+
+ROOM = "onboarding-abc"
+STANDARD = api.ParticipantInfo.Kind.STANDARD
+AGENT = api.ParticipantInfo.Kind.AGENT
+
+
+@pytest.fixture
+def fake(app: Flask) -> SessionBridge:
+    bridge = SessionBridge.install(app)
+    bridge.add_room(
+        ROOM,
+        context={"plan": "pro", "profile": {"locale": "en", "tz": "UTC"}, "step": "welcome"},
+        created_at=1_700_000_000,
+        participants=[("user-1", "Ada Lovelace", STANDARD), ("agent-7", "Guide", AGENT)],
+    )
+    return bridge
+
+
+def stored_record(fake: SessionBridge, name: str = ROOM) -> dict[str, Any]:
+    record = decode_metadata(fake.rooms.rooms[name].metadata)
+    assert record is not None
+    return record
+
+
+def patch(app: Flask, body: Any, name: str = ROOM, **kwargs: Any) -> Any:
+    return app.test_client().patch(f"/livekit/rooms/{name}/context", json=body, **kwargs)
+
+
+# --- GET status --------------------------------------------------------------------------------
+
+
+def test_owner_sees_room_status_with_participants_and_context(
+    app: Flask, fake: SessionBridge
+) -> None:
+    response = app.test_client().get(f"/livekit/rooms/{ROOM}")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.json == {
+        "room_name": ROOM,
+        "exists": True,
+        "owner": "user-1",
+        "created_at": 1_700_000_000,
+        "context": {"plan": "pro", "profile": {"locale": "en", "tz": "UTC"}, "step": "welcome"},
+        "num_participants": 2,
+        "participants": [
+            {"identity": "user-1", "name": "Ada Lovelace", "kind": "standard", "joined_at": 1_700_000_001},
+            {"identity": "agent-7", "name": "Guide", "kind": "agent", "joined_at": 1_700_000_001},
+        ],
+    }
+
+
+def test_empty_room_has_no_participants(app: Flask, fake: SessionBridge) -> None:
+    fake.add_room("onboarding-empty")
+
+    body = app.test_client().get("/livekit/rooms/onboarding-empty").json
+
+    assert body["participants"] == []
+    assert body["num_participants"] == 0
+
+
+@pytest.mark.parametrize("name", ["onboarding-missing", "standup"])
+def test_unknown_and_non_onboarding_rooms_are_not_found(
+    app: Flask, fake: SessionBridge, name: str
+) -> None:
+    fake.add_room("standup", owner=None, metadata='{"topic": "daily"}')
+
+    for method in ("get", "delete"):
+        response = getattr(app.test_client(), method)(f"/livekit/rooms/{name}")
+        assert response.status_code == 404
+        assert response.json["error"]["code"] == "room_not_found"
+    response = patch(app, {"context": {"step": "x"}}, name=name)
+    assert response.status_code == 404
+    assert fake.rooms.rooms["standup"].metadata == '{"topic": "daily"}'
+
+
+def test_room_closing_between_lookup_and_call_is_not_found(
+    app: Flask, fake: SessionBridge
+) -> None:
+    fake.rooms.vanish_after_lookup = True
+
+    response = app.test_client().get(f"/livekit/rooms/{ROOM}")
+
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "room_not_found"
+
+
+# --- access -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", f"/livekit/rooms/{ROOM}", None),
+        ("patch", f"/livekit/rooms/{ROOM}/context", {"context": {"step": "x"}}),
+        ("delete", f"/livekit/rooms/{ROOM}", None),
+    ],
+)
+def test_signed_out_caller_is_unauthorized(
+    app: Flask, fake: SessionBridge, users: Any, method: str, path: str, body: Any
+) -> None:
+    users.current = None
+
+    response = getattr(app.test_client(), method)(path, json=body)
+
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "unauthorized"
+    assert ROOM in fake.rooms.rooms
+    assert stored_record(fake)["context"]["step"] == "welcome"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "action"),
+    [
+        ("get", f"/livekit/rooms/{ROOM}", None, "view"),
+        ("patch", f"/livekit/rooms/{ROOM}/context", {"context": {"step": "x"}}, "update_context"),
+        ("delete", f"/livekit/rooms/{ROOM}", None, "end"),
+    ],
+)
+def test_other_users_are_forbidden_and_staff_allowed(
+    make_app: Any, onboarding: Any, users: Any, method: str, path: str, body: Any, action: str
+) -> None:
+    asked: list[tuple[str, str, str]] = []
+
+    @onboarding.room_authorizer
+    def staff_only(identity: Identity, room: Any, requested: str) -> bool:
+        asked.append((identity.identity, room.name, requested))
+        return identity.identity in users.staff
+
+    app = make_app()
+    fake = SessionBridge.install(app)
+    fake.add_room(ROOM, context={"step": "welcome"})
+    users.current = Identity("user-2", "Mallory")
+
+    refused = getattr(app.test_client(), method)(path, json=body)
+
+    assert refused.status_code == 403
+    assert refused.json["error"]["code"] == "forbidden"
+    assert stored_record(fake)["context"] == {"step": "welcome"}
+
+    users.current = Identity("staff-1", "Grace")
+    users.staff.add("staff-1")
+    allowed = getattr(app.test_client(), method)(path, json=body)
+
+    assert allowed.status_code in (200, 204)
+    assert asked == [("user-2", ROOM, action), ("staff-1", ROOM, action)]
+
+
+def test_without_an_authorizer_only_the_owner_gets_in(
+    make_app: Any, onboarding: Any, users: Any
+) -> None:
+    onboarding.room_authorizer_function = None
+    app = make_app()
+    SessionBridge.install(app).add_room(ROOM)
+    users.current = Identity("staff-1")
+    users.staff.add("staff-1")
+
+    assert app.test_client().get(f"/livekit/rooms/{ROOM}").status_code == 403
+
+
+# --- PATCH context ------------------------------------------------------------------------------
+
+
+def test_merge_follows_json_merge_patch_and_keeps_the_record(
+    app: Flask, fake: SessionBridge
+) -> None:
+    before = stored_record(fake)
+
+    response = patch(
+        app, {"context": {"step": "profile", "plan": None, "profile": {"tz": "CET", "dark": True}}}
+    )
+
+    expected = {"profile": {"locale": "en", "tz": "CET", "dark": True}, "step": "profile"}
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.json == {"room_name": ROOM, "context": expected}
+    after = stored_record(fake)
+    assert after["context"] == expected
+    assert {k: after[k] for k in ("v", "owner", "created_at")} == {
+        k: before[k] for k in ("v", "owner", "created_at")
+    }
+    assert isinstance(fake.rooms.requests[-1], api.UpdateRoomMetadataRequest)
+
+
+def test_merge_is_the_default_and_replace_swaps_the_whole_context(
+    app: Flask, fake: SessionBridge
+) -> None:
+    merged = patch(app, {"context": {"step": "tour"}}).json["context"]
+    assert merged["plan"] == "pro"
+    assert merged["step"] == "tour"
+
+    response = patch(app, {"context": {"step": "done"}, "mode": "replace"})
+
+    assert response.status_code == 200
+    assert stored_record(fake)["context"] == {"step": "done"}
+    assert app.test_client().get(f"/livekit/rooms/{ROOM}").json["context"] == {"step": "done"}
+
+
+def test_other_fields_of_the_room_metadata_survive_an_update(
+    app: Flask, fake: SessionBridge
+) -> None:
+    record = {"v": 1, "owner": "user-1", "context": {"a": 1}, "created_at": 5, "agent": "x"}
+    metadata = json.dumps({"onboarding": record, "recording": {"on": True}})
+    fake.add_room("onboarding-extra", metadata=metadata)
+
+    patch(app, {"context": {"b": 2}}, name="onboarding-extra")
+
+    document = json.loads(fake.rooms.rooms["onboarding-extra"].metadata)
+    assert document == {
+        "onboarding": {**record, "context": {"a": 1, "b": 2}},
+        "recording": {"on": True},
+    }
+
+
+def test_update_sends_context_updated(app: Flask, fake: SessionBridge) -> None:
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Flask, **extra: Any) -> None:
+        received.append({"sender": sender, **extra})
+
+    with signals.context_updated.connected_to(receiver, app):
+        patch(app, {"context": {"step": "done"}, "mode": "replace"})
+
+    assert len(received) == 1
+    assert received[0]["sender"] is app
+    assert received[0]["room_name"] == ROOM
+    assert received[0]["identity"].identity == "user-1"
+    assert received[0]["context"] == {"step": "done"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "context"),
+        ({"context": ["step"]}, "context"),
+        ({"context": "welcome"}, "context"),
+        ({"context": {"step": "x"}, "mode": "append"}, "mode"),
+        ({"context": {"step": "x"}, "owner": "user-2"}, "owner"),
+        ({"context": {"blob": "x" * (64 * 1024)}}, "context"),
+    ],
+)
+def test_invalid_updates_are_refused_before_writing(
+    app: Flask, fake: SessionBridge, body: dict[str, Any], field: str
+) -> None:
+    before = fake.rooms.rooms[ROOM].metadata
+
+    response = patch(app, body)
+
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "validation_failed"
+    assert response.json["error"]["field"] == field
+    assert fake.rooms.rooms[ROOM].metadata == before
+    assert not any(isinstance(r, api.UpdateRoomMetadataRequest) for r in fake.rooms.requests)
+
+
+def test_context_just_under_the_limit_is_written(app: Flask, fake: SessionBridge) -> None:
+    response = patch(app, {"context": {"blob": "x" * (60 * 1024)}, "mode": "replace"})
+
+    assert response.status_code == 200
+    assert len(fake.rooms.rooms[ROOM].metadata.encode()) <= 64 * 1024
+
+
+def test_non_finite_numbers_are_refused(app: Flask, fake: SessionBridge) -> None:
+    response = app.test_client().patch(
+        f"/livekit/rooms/{ROOM}/context",
+        data='{"context": {"score": NaN}}',
+        content_type="application/json",
+    )
+
+    assert response.status_code == 422
+    assert response.json["error"]["field"] == "context"
+
+
+def test_body_errors_match_the_token_endpoint(make_app: Any) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_MAX_BODY_BYTES=1024)
+    fake = SessionBridge.install(app)
+    fake.add_room(ROOM)
+    client = app.test_client()
+    url = f"/livekit/rooms/{ROOM}/context"
+
+    wrong_type = client.patch(url, data="context=x", content_type="text/plain")
+    bad_json = client.patch(url, data="{", content_type="application/json")
+    not_object = client.patch(url, json=[1])
+    too_large = client.patch(url, json={"context": {"blob": "x" * 2048}})
+
+    assert (wrong_type.status_code, wrong_type.json["error"]["code"]) == (
+        415,
+        "unsupported_media_type",
+    )
+    assert (bad_json.status_code, bad_json.json["error"]["code"]) == (400, "bad_request")
+    assert (not_object.status_code, not_object.json["error"]["code"]) == (400, "bad_request")
+    assert (too_large.status_code, too_large.json["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_merge_patch_content_type_is_accepted(app: Flask, fake: SessionBridge) -> None:
+    response = app.test_client().patch(
+        f"/livekit/rooms/{ROOM}/context",
+        data=json.dumps({"context": {"step": "tour"}}),
+        content_type="application/merge-patch+json",
+    )
+
+    assert response.status_code == 200
+    assert stored_record(fake)["context"]["step"] == "tour"
+
+
+# --- DELETE -------------------------------------------------------------------------------------
+
+
+def test_delete_ends_the_session_and_a_second_delete_is_not_found(
+    app: Flask, fake: SessionBridge
+) -> None:
+    client = app.test_client()
+
+    first = client.delete(f"/livekit/rooms/{ROOM}")
+    second = client.delete(f"/livekit/rooms/{ROOM}")
+
+    assert first.status_code == 204
+    assert first.data == b""
+    assert ROOM not in fake.rooms.rooms
+    assert second.status_code == 404
+    assert second.json["error"]["code"] == "room_not_found"
+    assert client.get(f"/livekit/rooms/{ROOM}").status_code == 404
+
+
+def test_delete_sends_session_ended(app: Flask, fake: SessionBridge) -> None:
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Flask, **extra: Any) -> None:
+        received.append(extra)
+
+    with signals.session_ended.connected_to(receiver, app):
+        app.test_client().delete(f"/livekit/rooms/{ROOM}")
+        app.test_client().delete(f"/livekit/rooms/{ROOM}")
+
+    assert len(received) == 1
+    assert received[0]["room_name"] == ROOM
+    assert received[0]["identity"].identity == "user-1"
+
+
+def test_room_closing_before_delete_is_not_found(app: Flask, fake: SessionBridge) -> None:
+    fake.rooms.vanish_after_lookup = True
+
+    response = app.test_client().delete(f"/livekit/rooms/{ROOM}")
+
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "room_not_found"
+
+
+# --- LiveKit failures and mounting --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (LiveKitUnavailable(), 503, "livekit_unavailable"),
+        (
+            api.TwirpError(api.TwirpErrorCode.PERMISSION_DENIED, "no", status=403),
+            502,
+            "livekit_error",
+        ),
+    ],
+)
+def test_livekit_failures_are_json_errors(
+    app: Flask, fake: SessionBridge, failure: Exception, status: int, code: str
+) -> None:
+    fake.fail_with = failure
+
+    response = app.test_client().delete(f"/livekit/rooms/{ROOM}")
+
+    assert response.status_code == status
+    assert response.json["error"]["code"] == code
+
+
+def test_refusal_from_livekit_on_the_room_call_is_a_502(app: Flask, fake: SessionBridge) -> None:
+    async def refuse(request: Any) -> Any:
+        raise api.TwirpError(api.TwirpErrorCode.PERMISSION_DENIED, "no", status=403)
+
+    fake.rooms.update_room_metadata = refuse  # type: ignore[method-assign]
+
+    response = patch(app, {"context": {"step": "x"}})
+
+    assert response.status_code == 502
+    assert response.json["error"]["code"] == "livekit_error"
+
+
+def test_routes_follow_the_url_prefix(make_app: Any) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_URL_PREFIX="/api/rt")
+    SessionBridge.install(app).add_room(ROOM)
+    client = app.test_client()
+
+    assert client.get(f"/api/rt/rooms/{ROOM}").status_code == 200
+    assert client.patch(f"/api/rt/rooms/{ROOM}/context", json={"context": {}}).status_code == 200
+    assert client.delete(f"/api/rt/rooms/{ROOM}").status_code == 204
+    assert client.get(f"/livekit/rooms/{ROOM}").status_code == 404
+
+
+def test_wrong_method_is_a_json_405(app: Flask, fake: SessionBridge) -> None:
+    response = app.test_client().post(f"/livekit/rooms/{ROOM}")
+
+    assert response.status_code == 405
+    assert response.json["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "DELETE"}
