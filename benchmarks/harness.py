@@ -17,7 +17,7 @@ from typing import Any
 from .apps import VARIANTS
 from .load import LoadSettings, find_wrk, run_wrk, wrk_version
 from .report import MIB, write_all
-from .serve import ROOT, GunicornServer, RssSampler, ServerSettings
+from .serve import ROOT, GunicornServer, RssSampler, ServerSettings, cpu_seconds
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SOAK_VARIANT = "ours-eager"
@@ -90,14 +90,16 @@ def main(argv: list[str] | None = None) -> int:
             order = args.variants[shift:] + args.variants[:shift]
             for name in order:
                 log_path = logs / f"{name}-round{index + 1}.log"
-                run = measure(name, env, log_path, server_settings, wrk, load, args)
+                run = measure(name, env, log_path, server_settings, wrk, load, args, livekit.pid)
                 run["round"] = index + 1
                 rounds[name].append(run)
                 warnings[name] += run.pop("log_warnings")
                 print(
                     f"round {index + 1}/{args.rounds} {name:15} {run['rps']:8.0f} req/s  "
                     f"p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms  "
-                    f"errors {run['errors']}  peak RSS {run['peak_rss_bytes'] / MIB:.0f} MiB",
+                    f"errors {run['errors']}  peak RSS {run['peak_rss_bytes'] / MIB:.0f} MiB  "
+                    f"CPU/req app {run['app_cpu_ms_per_request']:.2f} ms "
+                    f"livekit {run['livekit_cpu_ms_per_request']:.2f} ms",
                     flush=True,
                 )
         if args.soak_requests and SOAK_VARIANT in args.variants:
@@ -127,13 +129,24 @@ def measure(
     wrk: str,
     load: LoadSettings,
     args: argparse.Namespace,
+    livekit_pid: int | None,
 ) -> dict[str, Any]:
-    """One fresh gunicorn for ``name``: warm up, then measure with RSS sampled throughout."""
+    """One fresh gunicorn for ``name``: warm up, then measure with RSS sampled throughout.
+
+    CPU time of the app (gunicorn master + workers) and of livekit-server is recorded per
+    request, which shows where a slow variant spends the shared CPUs.
+    """
+    livekit = [livekit_pid] if livekit_pid else []
     with GunicornServer(name, env, log_path, server_settings) as server:
         if args.warmup:
             run_wrk(wrk, server.url, load, duration_s=args.warmup)
+        app_cpu, livekit_cpu = server.cpu(), cpu_seconds(livekit)
         with RssSampler(server) as sampler:
             run = run_wrk(wrk, server.url, load, duration_s=args.duration)
+        app_cpu, livekit_cpu = server.cpu() - app_cpu, cpu_seconds(livekit) - livekit_cpu
+    requests = max(run["requests"], 1)
+    run["app_cpu_ms_per_request"] = 1000 * app_cpu / requests
+    run["livekit_cpu_ms_per_request"] = 1000 * livekit_cpu / requests
     run["peak_rss_bytes"] = sampler.peak
     run["log_warnings"] = server.warnings()
     return run
@@ -185,6 +198,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(run["errors"] for run in runs),
         "requests": sum(run["requests"] for run in runs),
         "peak_rss_bytes": max(run["peak_rss_bytes"] for run in runs),
+        "app_cpu_ms_per_request": statistics.median(run["app_cpu_ms_per_request"] for run in runs),
+        "livekit_cpu_ms_per_request": statistics.median(
+            run["livekit_cpu_ms_per_request"] for run in runs
+        ),
     }
 
 

@@ -33,15 +33,17 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"(after {settings['warmup_s']} s warm-up); medians across rounds, errors summed, "
         "peak RSS = highest sum of gunicorn master + workers.",
         "",
-        "| variant | req/s | p50 ms | p99 ms | errors | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| variant | req/s | p50 ms | p99 ms | errors | peak RSS MiB "
+        "| app CPU ms/req | livekit-server CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, variant in results["variants"].items():
         summary = variant["summary"]
         lines.append(
             f"| {name} | {summary['rps']:.0f} | {summary['p50_ms']:.1f} | "
             f"{summary['p99_ms']:.1f} | {summary['errors']} | "
-            f"{summary['peak_rss_bytes'] / MIB:.0f} |"
+            f"{summary['peak_rss_bytes'] / MIB:.0f} | {summary['app_cpu_ms_per_request']:.2f} | "
+            f"{summary['livekit_cpu_ms_per_request']:.2f} |"
         )
     soak = results.get("soak")
     if soak:

@@ -20,6 +20,7 @@ from .apps import VARIANTS
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_PATH = "/livekit/token"
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 #: Log lines that mean something went wrong in a worker: library or asyncio warnings, unclosed
 #: aiohttp sessions/connectors, loop errors, tracebacks, gunicorn worker errors.
@@ -62,6 +63,18 @@ def rss_bytes(pids: list[int]) -> int:
         except (OSError, IndexError, ValueError):
             continue  # the process exited between listing and reading
     return total
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by ``pids`` (all their threads)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / _CLOCK_TICKS
 
 
 class GunicornServer:
@@ -128,6 +141,9 @@ class GunicornServer:
 
     def rss(self) -> int:
         return rss_bytes(process_tree(self.pid))
+
+    def cpu(self) -> float:
+        return cpu_seconds(process_tree(self.pid))
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), so shutdown warnings land in the log too."""

@@ -53,12 +53,12 @@ def _banner(url: str, token_url: str, app_name: str, livekit: LiveKitDevServer) 
     )
     curl = f"curl -s -X POST {token_url} -H 'Content-Type: application/json'"
     if app_name == "minimal":
-        curl += " -d '{\"participant_name\": \"Ada\"}'"
+        curl += ' -d \'{"participant_name": "Ada"}\''
     else:
         curl += " -d '{}'\n    (401 until signed in: identities come from the app's own login)"
     return (
         f"\n  Onboarding demo ({app_name}) is running.\n\n"
-        f"  Open {url} and click \"Start onboarding\".\n{login}\n"
+        f'  Open {url} and click "Start onboarding".\n{login}\n'
         f"  Token endpoint:\n    {curl}\n\n"
         f"  LiveKit dev server: {livekit.url} (API key {livekit.api_key})\n"
         "  Press Ctrl-C to stop.\n"
@@ -86,9 +86,9 @@ def serve(
             }
         )
         server = make_server(host, port, app, threaded=True)
-        url = f"http://{host}:{server.server_port}/"
+        base = f"http://{host}:{server.server_port}"
         prefix = app.config["LIVEKIT_ONBOARDING_URL_PREFIX"].rstrip("/")
-        announce(_banner(url, f"http://{host}:{server.server_port}{prefix}/token", app_name, livekit))
+        announce(_banner(f"{base}/", f"{base}{prefix}/token", app_name, livekit))
         try:
             server.serve_forever()
         finally:
@@ -106,12 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = args.port if _port_is_free(args.host, args.port) else free_port(args.host)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        # Returns on Ctrl-C: werkzeug's serve_forever() ends quietly on KeyboardInterrupt.
         serve(args.app, args.host, port, announce=lambda text: print(text, flush=True))
     except KeyboardInterrupt:
-        print("\n  Stopped the demo app and the LiveKit dev server.")
+        pass
     except LiveKitServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    print("\n  Stopped the demo app and its LiveKit dev server.")
     return 0
 
 

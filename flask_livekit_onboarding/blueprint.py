@@ -40,17 +40,22 @@ def add_route(
     view: Callable[..., Any],
     methods: Iterable[str],
 ) -> None:
-    """Add a route, and a JSON 405 for the methods it does not take.
+    """Add a route, and a JSON 405 for the methods it does not take."""
+    bp.add_url_rule(rule, endpoint, view, methods=sorted(methods))
+    refuse_other_methods(bp, rule, endpoint, methods)
 
-    Routing errors are raised before a blueprint's error handlers are chosen, so without the
-    second rule a wrong method would get Flask's HTML page instead of the blueprint's JSON.
+
+def refuse_other_methods(bp: Blueprint, rule: str, endpoint: str, taken: Iterable[str]) -> None:
+    """Answer the methods ``rule`` does not take with the blueprint's JSON 405.
+
+    Routing errors are raised before a blueprint's error handlers are chosen, so without this
+    rule a wrong method would get Flask's HTML page instead of the blueprint's JSON.
     """
-    taken = set(methods)
-    bp.add_url_rule(rule, endpoint, view, methods=sorted(taken))
-    others = _METHODS - taken
+    valid = sorted(set(taken))
+    others = sorted(_METHODS - set(valid))
     if others:
-        refuse = partial(_method_not_allowed, sorted(taken))
-        bp.add_url_rule(rule, f"{endpoint}_other_methods", refuse, methods=sorted(others))
+        refuse = partial(_method_not_allowed, valid)
+        bp.add_url_rule(rule, f"{endpoint}_other_methods", refuse, methods=others)
 
 
 def _method_not_allowed(valid: list[str], **_: Any) -> Response:

@@ -54,8 +54,8 @@ class LiveKitBridge:
         """Run ``fn(livekit_api)`` on the loop and return its result within the timeout.
 
         Raises :class:`LiveKitUnavailable` (503), :class:`LiveKitTimeout` (504) or
-        :class:`LiveKitError` (502); LiveKit's own 4xx answers come back as
-        ``livekit.api.TwirpError`` for the caller to interpret.
+        :class:`LiveKitError` (502, also for refusals such as bad credentials); only LiveKit's
+        ``not_found`` comes back as ``livekit.api.TwirpError``, for the caller to interpret.
         """
         bound = self.timeout if timeout is None else timeout
         loop = self._running_loop()
@@ -82,12 +82,7 @@ class LiveKitBridge:
             logger.warning("LiveKit did not answer within %.1fs", bound)
             raise LiveKitTimeout() from None
         except api.TwirpError as error:
-            if error.status < 500:
-                raise
-            logger.warning("LiveKit answered %s (%s)", error.status, error.code)
-            if error.code == api.TwirpErrorCode.UNAVAILABLE or error.status == 503:
-                raise LiveKitUnavailable() from None
-            raise LiveKitError() from None
+            raise server_error(error) from None
         except aiohttp.ClientConnectionError as error:
             logger.warning("LiveKit is unreachable: %s", type(error).__name__)
             raise LiveKitUnavailable() from None
@@ -152,3 +147,20 @@ def _stop(
             thread.join(5)
     if not loop.is_running() and not loop.is_closed():
         loop.close()
+
+
+def server_error(error: api.TwirpError) -> Exception:
+    """What a LiveKit error answer becomes: ``not_found`` stays for the caller, the rest 5xx."""
+    if error.code == api.TwirpErrorCode.NOT_FOUND:
+        return error
+    logger.warning("LiveKit answered %s (%s)", error.status, error.code)
+    if error.code == api.TwirpErrorCode.UNAVAILABLE or error.status == 503:
+        return LiveKitUnavailable()
+    if error.status in (401, 403):
+        return LiveKitError(
+            "LiveKit refused the credentials: LIVEKIT_API_KEY and LIVEKIT_API_SECRET "
+            "must be a key pair the server is configured with."
+        )
+    if error.status < 500:
+        return LiveKitError(f"LiveKit refused the request ({error.code}).")
+    return LiveKitError()

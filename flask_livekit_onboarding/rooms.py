@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -12,14 +11,12 @@ from typing import Any, TypeVar
 from livekit import api
 
 from .config import MAX_METADATA_BYTES
-from .errors import ConfigurationError, Forbidden, LiveKitError, RoomNotFound, ValidationFailed
+from .errors import ConfigurationError, Forbidden, RoomNotFound, ValidationFailed
 from .hooks import Identity, RoomAction
 from .livekit_bridge import LiveKitCall
 from .room_metadata import METADATA_KEY, OnboardingRoom, encode_metadata
 from .state import OnboardingState
 from .token_request import AgentRequest
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -129,7 +126,8 @@ def require_room(
 
 def live_room(state: OnboardingState, name: str) -> api.Room | None:
     """The LiveKit room called ``name`` as LiveKit reports it, onboarding room or not."""
-    response = state.bridge.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[name])))
+    request = api.ListRoomsRequest(names=[name])
+    response = _room_call(state, name, lambda lk: lk.room.list_rooms(request))
     return next((room for room in response.rooms if room.name == name), None)
 
 
@@ -153,14 +151,11 @@ def delete_room(state: OnboardingState, name: str) -> None:
 
 
 def _room_call(state: OnboardingState, name: str, fn: LiveKitCall[T]) -> T:
-    """Call LiveKit about one room; its ``not_found`` becomes our 404, other refusals a 502."""
+    """Call LiveKit about one room; its ``not_found`` becomes our 404."""
     try:
         return state.bridge.call(fn)
-    except api.TwirpError as error:
-        if error.code == api.TwirpErrorCode.NOT_FOUND:
-            raise RoomNotFound(f"No onboarding room named {name!r}.") from None
-        logger.warning("LiveKit refused a call on room %s: %s", name, error.code)
-        raise LiveKitError() from None
+    except api.TwirpError:
+        raise RoomNotFound(f"No onboarding room named {name!r}.") from None
 
 
 def metadata_with_context(metadata: str, context: Mapping[str, Any]) -> str:

@@ -16,7 +16,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from livekit import api
 
 from . import signals
+from .blueprint import add_route, refuse_other_methods
 from .errors import RoomNotFound, ValidationFailed
+from .hooks import Identity, RoomAction
 from .identity import current_identity
 from .room_metadata import OnboardingRoom
 from .rooms import (
@@ -25,10 +27,9 @@ from .rooms import (
     list_participants,
     live_room,
     metadata_with_context,
-    require_room,
     update_room_metadata,
 )
-from .state import get_state
+from .state import OnboardingState, get_state
 from .token_request import read_json_object
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,8 @@ def register_session_routes(bp: Blueprint) -> None:
     """Add ``/rooms/<room_name>`` (GET, DELETE) and ``/rooms/<room_name>/context`` (PATCH)."""
     bp.add_url_rule("/rooms/<room_name>", "room_status", room_status, methods=["GET"])
     bp.add_url_rule("/rooms/<room_name>", "end_session", end_session, methods=["DELETE"])
-    bp.add_url_rule(
-        "/rooms/<room_name>/context", "update_context", update_context, methods=["PATCH"]
-    )
+    refuse_other_methods(bp, "/rooms/<room_name>", "room", ["GET", "DELETE"])
+    add_route(bp, "/rooms/<room_name>/context", "update_context", update_context, ["PATCH"])
 
 
 def room_status(room_name: str) -> Response:
@@ -55,7 +55,7 @@ def room_status(room_name: str) -> Response:
     """
     state = get_state()
     identity = current_identity(state)
-    room = require_room(state, room_name, identity, "view")
+    _, room = _onboarding_room(state, room_name, identity, "view")
     participants = [_participant(p) for p in list_participants(state, room.name)]
     return _no_store(
         jsonify(
@@ -86,11 +86,7 @@ def update_context(room_name: str) -> Response:
     state = get_state()
     identity = current_identity(state)
     patch, mode = _parse_context_patch(read_json_object(request))
-    room_info = live_room(state, room_name)
-    room = OnboardingRoom.from_room(room_info) if room_info is not None else None
-    if room_info is None or room is None:
-        raise RoomNotFound(f"No onboarding room named {room_name!r}.")
-    authorize(state, identity, room, "update_context")
+    room_info, room = _onboarding_room(state, room_name, identity, "update_context")
     context = patch if mode == "replace" else _merge_patch(room.context, patch)
     metadata = metadata_with_context(room_info.metadata, context)
     update_room_metadata(state, room.name, metadata)
@@ -112,7 +108,7 @@ def end_session(room_name: str) -> Response:
     """
     state = get_state()
     identity = current_identity(state)
-    room = require_room(state, room_name, identity, "end")
+    _, room = _onboarding_room(state, room_name, identity, "end")
     delete_room(state, room.name)
     logger.info("onboarding room %s ended by %s", room.name, identity.identity)
     signals.session_ended.send(
@@ -121,6 +117,18 @@ def end_session(room_name: str) -> Response:
         identity=identity,
     )
     return _no_store(Response(status=204))
+
+
+def _onboarding_room(
+    state: OnboardingState, name: str, identity: Identity, action: RoomAction
+) -> tuple[api.Room, OnboardingRoom]:
+    """The live room and its onboarding record, if ``identity`` may do ``action`` (404 / 403)."""
+    room_info = live_room(state, name)
+    room = OnboardingRoom.from_room(room_info) if room_info is not None else None
+    if room_info is None or room is None:
+        raise RoomNotFound(f"No onboarding room named {name!r}.")
+    authorize(state, identity, room, action)
+    return room_info, room
 
 
 def _parse_context_patch(body: Mapping[str, Any]) -> tuple[dict[str, Any], str]:

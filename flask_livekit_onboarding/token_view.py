@@ -9,14 +9,7 @@ from flask import Response, current_app, jsonify, request
 from . import signals
 from .errors import ValidationFailed
 from .identity import token_identity
-from .rooms import (
-    create_room,
-    dispatched_agents,
-    new_room_name,
-    onboarding_metadata,
-    require_room,
-    room_configuration,
-)
+from .rooms import require_room, start_room
 from .state import get_state
 from .token_request import parse_token_request, read_json_object
 from .tokens import mint_participant_token
@@ -38,17 +31,9 @@ def issue_token() -> tuple[Response, int]:
             )
         room_name = require_room(state, token_request.room_name, identity, "join").name
     else:
-        agents = dispatched_agents(state, token_request.agents)
         provider = state.extension.context_provider_function
         context = dict(provider(identity)) if provider is not None else {}
-        room_name = new_room_name(state.config.room_prefix)
-        settings = room_configuration(
-            state, room_name, onboarding_metadata(identity.identity, context), agents
-        )
-        if state.config.room_creation == "eager":
-            create_room(state, settings)
-        else:
-            room_config = settings
+        room_name, room_config = start_room(state, identity.identity, context, token_request.agents)
         logger.info("onboarding room %s created for %s", room_name, identity.identity)
         signals.room_created.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 from dotenv import load_dotenv
@@ -111,7 +112,7 @@ def login_required(view: F) -> F:
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    load_dotenv()
+    load_dotenv(Path(__file__).with_name(".env"))  # real environment variables win
     app = Flask(__name__)
     app.config.from_prefixed_env()  # FLASK_SECRET_KEY -> SECRET_KEY
     app.config.from_mapping({k: v for k, v in os.environ.items() if k.startswith("LIVEKIT_")})
@@ -149,9 +150,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 session.clear()
                 session["user_id"] = user.id
                 target = request.args.get("next", "")
-                # Only local paths: never redirect to another site after login.
-                return redirect(target if target.startswith("/") and not target.startswith("//")
-                                else url_for("profile"))
+                local = target.startswith("/") and not target.startswith("//")
+                return redirect(target if local else url_for("profile"))  # never off-site
             flash("Unknown username or wrong password.")
         return render_template("login.html", title="Sign in")
 

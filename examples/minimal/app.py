@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
@@ -31,7 +32,7 @@ def onboarding_context(identity: Identity) -> Mapping[str, Any]:
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    load_dotenv()  # the nearest .env above this file; real environment variables win
+    load_dotenv(Path(__file__).with_name(".env"))  # real environment variables win
     app = Flask(__name__)
     # LiveKit's own variable names: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, plus the
     # extension's LIVEKIT_ONBOARDING_* options (strings such as "true" or "900" are accepted).

@@ -72,8 +72,12 @@ def ensure_demo_bundle() -> None:
 
 
 def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.access(path, os.X_OK):
+    path = (
+        os.environ.get("CHROMIUM_PATH")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
+    if not path or not os.access(path, os.X_OK):
         _missing("chromium is not installed (scripts/install-system-deps.sh installs it)")
     return path
 
@@ -138,13 +142,18 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1000, "height": 720})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors
     try:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def page_errors(page: Any) -> list[str]:
+    """Uncaught exceptions of the page's scripts, collected while the test runs."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
 
 
 @pytest.fixture
@@ -196,7 +205,7 @@ def start_onboarding(page: Any) -> str:
     except AssertionError:
         raise AssertionError(
             f"page did not connect: status {page.locator('#status').text_content()!r}, "
-            f"error {page.locator('#error').text_content()!r}, page errors {page.errors}"
+            f"error {page.locator('#error').text_content()!r}"
         ) from None
     expect(page.get_by_role("button", name="Leave")).to_be_visible()
     return page.locator("#room-name").text_content() or ""
@@ -216,15 +225,17 @@ def screenshot(page: Any, name: str) -> None:
 
 
 def test_demo_page_joins_the_onboarding_room(
-    livekit_server: LiveKitDevServer, page: Any, loop: LoopThread, serve: Any
+    livekit_server: LiveKitDevServer,
+    page: Any,
+    page_errors: list[str],
+    loop: LoopThread,
+    serve: Any,
 ) -> None:
     from playwright.sync_api import expect
 
     from examples.minimal.app import create_app
 
-    app = create_app(
-        {**livekit_config(livekit_server), "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True}
-    )
+    app = create_app({**livekit_config(livekit_server), "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True})
     page.goto(serve(app) + "/")
     expect(page.locator("#status")).to_have_text("Not connected")
     # Off by default: nothing is published unless the user asks for it.
@@ -269,11 +280,15 @@ def test_demo_page_joins_the_onboarding_room(
     expect(page.locator("#session")).to_be_hidden()
     # Starting again is a new onboarding session, not the cached token of the last one.
     assert start_onboarding(page) != room_name
-    assert page.errors == []
+    assert page_errors == []
 
 
 def test_existing_app_context_comes_from_the_signed_in_users_profile(
-    livekit_server: LiveKitDevServer, page: Any, loop: LoopThread, serve: Any
+    livekit_server: LiveKitDevServer,
+    page: Any,
+    page_errors: list[str],
+    loop: LoopThread,
+    serve: Any,
 ) -> None:
     from playwright.sync_api import expect
 
@@ -315,4 +330,38 @@ def test_existing_app_context_comes_from_the_signed_in_users_profile(
     finally:
         grace.leave()
     expect(joined).to_have_count(0)
-    assert page.errors == []
+
+    # The host moves the session on; the page follows the room metadata as it changes.
+    owner = app.test_client()
+    owner.post("/login", data={"username": "ada", "password": "onboarding"})
+    response = owner.patch(
+        f"/livekit/rooms/{room_name}/context", json={"context": {"step": "invite-team"}}
+    )
+    assert response.status_code == 200, response.get_json()
+    expect(page.locator('#context tr[data-key="step"] td')).to_have_text("invite-team")
+    expect(page.locator('#context tr[data-key="company"] td')).to_have_text(ada["company"])
+    assert page_errors == []
+
+
+def test_demo_page_explains_a_refused_token_request(page: Any, serve: Any) -> None:
+    from playwright.sync_api import expect
+
+    from examples.minimal.app import create_app
+
+    # No identity loader and demo mode off: the endpoint fails closed and says what to set.
+    app = create_app(
+        {
+            "TESTING": True,
+            "LIVEKIT_URL": "ws://127.0.0.1:9",
+            "LIVEKIT_API_KEY": "demo-key",
+            "LIVEKIT_API_SECRET": "demo-secret-long-enough-for-hs256-signatures",
+            "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": False,
+        }
+    )
+    page.goto(serve(app) + "/")
+    page.get_by_role("button", name="Start onboarding").click()
+    expect(page.locator("#status")).to_have_attribute("data-state", "error")
+    expect(page.locator("#error")).to_contain_text("LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS")
+    expect(page.locator("#error")).not_to_contain_text("401")
+    expect(page.get_by_role("button", name="Start onboarding")).to_be_enabled()
+    expect(page.locator("#session")).to_be_hidden()

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 from livekit import api
 
+from flask_livekit_onboarding.livekit_bridge import server_error
+
 T = TypeVar("T")
 
 
@@ -50,7 +52,8 @@ class FakeBridge:
     """Runs the extension's coroutines on a fresh loop against :class:`FakeLiveKit`.
 
     ``fail_with`` makes every call raise that exception instead, as the real bridge does when
-    LiveKit is unreachable or slow.
+    LiveKit is unreachable or slow; LiveKit error answers are translated as the real bridge
+    translates them.
     """
 
     timeout = 5.0
@@ -64,9 +67,12 @@ class FakeBridge:
         import asyncio
 
         self.calls += 1
-        if self.fail_with is not None:
-            raise self.fail_with
-        return asyncio.run(fn(self.livekit))  # type: ignore[arg-type]
+        try:
+            if self.fail_with is not None:
+                raise self.fail_with
+            return asyncio.run(fn(self.livekit))  # type: ignore[arg-type]
+        except api.TwirpError as error:
+            raise server_error(error) from None
 
     def close(self) -> None:
         pass

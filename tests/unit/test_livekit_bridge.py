@@ -39,10 +39,11 @@ class TwirpErrors(BaseHTTPRequestHandler):
     """Answers every Twirp call with the status in the path's first segment."""
 
     status = 500
+    code = "internal"
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({"code": "internal", "msg": "boom"}).encode()
+        body = json.dumps({"code": self.code, "msg": "boom"}).encode()
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -97,7 +98,7 @@ def test_silent_livekit_is_504_within_the_timeout(silent_server: int) -> None:
 def test_livekit_server_errors_are_gateway_errors(
     erroring_server: ThreadingHTTPServer, status: int, error: type[Exception]
 ) -> None:
-    TwirpErrors.status = status
+    TwirpErrors.status, TwirpErrors.code = status, "internal"
     bridge = make_bridge(f"http://127.0.0.1:{erroring_server.server_address[1]}")
     try:
         with pytest.raises(error):
@@ -106,13 +107,18 @@ def test_livekit_server_errors_are_gateway_errors(
         bridge.close()
 
 
-def test_livekit_client_errors_reach_the_caller(erroring_server: ThreadingHTTPServer) -> None:
-    TwirpErrors.status = 404
+@pytest.mark.parametrize(
+    ("status", "code", "outcome"),
+    [(404, "not_found", api.TwirpError), (401, "unauthenticated", LiveKitError)],
+)
+def test_only_not_found_reaches_the_caller_as_livekits_own_error(
+    erroring_server: ThreadingHTTPServer, status: int, code: str, outcome: type[Exception]
+) -> None:
+    TwirpErrors.status, TwirpErrors.code = status, code
     bridge = make_bridge(f"http://127.0.0.1:{erroring_server.server_address[1]}")
     try:
-        with pytest.raises(api.TwirpError) as raised:
+        with pytest.raises(outcome):
             bridge.call(list_rooms)
-        assert raised.value.status == 404
     finally:
         bridge.close()
 

@@ -202,12 +202,14 @@ async function start() {
     const { serverUrl, participantToken } = await tokenSource.fetch({}, true);
     await r.connect(serverUrl, participantToken);
   } catch (err) {
+    if (room !== r) return; // the user pressed Leave while connecting
     room = null;
     await r.disconnect();
     setStatus('error');
     showError(describeError(err));
     return;
   }
+  if (room !== r) return;
   ui.roomName.textContent = r.name;
   const me = r.localParticipant;
   ui.me.textContent = me.name && me.name !== me.identity ? `${me.name} (${me.identity})` : me.identity;
@@ -219,7 +221,7 @@ async function start() {
 }
 
 function describeError(err) {
-  const message = String(err?.message ?? err);
+  const message = String(err?.message ?? err).trim();
   // The endpoint answers {"error": {"code", "message"}}; TokenSource puts the body in the message.
   const body = message.match(/\{.*\}$/s);
   if (body) {

@@ -1,0 +1,360 @@
+"""``flask livekit`` commands through the app's CLI runner, with LiveKit stubbed."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+from click.testing import Result
+from flask import Flask
+from livekit import api
+
+from flask_livekit_onboarding import LiveKitTimeout, LiveKitUnavailable, signals
+from flask_livekit_onboarding.room_metadata import decode_metadata
+from tests.conftest import UNIT_CONFIG
+
+from .fake_room_service import SessionBridge
+
+KEY = UNIT_CONFIG["LIVEKIT_API_KEY"]
+SECRET = UNIT_CONFIG["LIVEKIT_API_SECRET"]
+
+
+@pytest.fixture
+def fake(app: Flask) -> SessionBridge:
+    return SessionBridge.install(app)
+
+
+def run(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(args=["livekit", *args])
+
+
+def claims(token: str) -> api.access_token.Claims:
+    return api.TokenVerifier(KEY, SECRET).verify(token)
+
+
+def assert_no_secret(result: Result) -> None:
+    assert SECRET not in result.output
+    assert SECRET not in result.stderr
+
+
+# --- token -------------------------------------------------------------------------------------
+
+
+def test_token_starts_a_new_room_and_prints_only_the_token(app: Flask, fake: SessionBridge) -> None:
+    result = run(app, "token", "--identity", "ada", "--name", "Ada Lovelace")
+
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    granted = claims(token)
+    assert granted.identity == "ada"
+    assert granted.name == "Ada Lovelace"
+    assert granted.video is not None and granted.video.room_join
+    room_name = granted.video.room
+    assert room_name.startswith("onboarding-")
+    record = decode_metadata(fake.rooms.rooms[room_name].metadata)
+    assert record is not None
+    assert (record["owner"], record["context"]) == ("ada", {})
+    assert f"room: {room_name}" in result.stderr
+    assert "server_url: ws://127.0.0.1:9" in result.stderr
+    assert_no_secret(result)
+
+
+def test_token_context_option_becomes_the_room_context(app: Flask, fake: SessionBridge) -> None:
+    result = run(app, "token", "--identity", "ada", "--context", '{"step": "welcome"}')
+
+    room_name = claims(result.stdout.strip()).video.room  # type: ignore[union-attr]
+    assert decode_metadata(fake.rooms.rooms[room_name].metadata)["context"] == {  # type: ignore[index]
+        "step": "welcome"
+    }
+
+
+@pytest.mark.parametrize("context", ["{not json", "[1, 2]"])
+def test_token_refuses_a_context_that_is_not_a_json_object(
+    app: Flask, fake: SessionBridge, context: str
+) -> None:
+    result = run(app, "token", "--identity", "ada", "--context", context)
+
+    assert result.exit_code == 2
+    assert "--context" in result.stderr
+    assert fake.rooms.rooms == {}
+
+
+def test_token_json_matches_the_token_endpoint_response(app: Flask, fake: SessionBridge) -> None:
+    result = run(app, "token", "--identity", "ada", "--json")
+
+    body = json.loads(result.stdout)
+    assert set(body) == {"server_url", "participant_token", "room_name", "participant_name"}
+    assert body["server_url"] == "ws://127.0.0.1:9"
+    assert body["participant_name"] == "ada"
+    assert claims(body["participant_token"]).video.room == body["room_name"]  # type: ignore[union-attr]
+
+
+def test_token_ttl_defaults_to_the_config_and_can_be_shortened(make_app: Any) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_TOKEN_TTL=600)
+    SessionBridge.install(app)
+
+    default = jwt.decode(run(app, "token", "--identity", "ada").stdout.strip(), SECRET, ["HS256"])
+    short = jwt.decode(
+        run(app, "token", "--identity", "ada", "--ttl", "60").stdout.strip(), SECRET, ["HS256"]
+    )
+
+    assert default["exp"] - default["nbf"] == 600
+    assert short["exp"] - short["nbf"] == 60
+    assert run(app, "token", "--identity", "ada", "--ttl", "0").exit_code == 2
+
+
+def test_token_for_an_existing_room_joins_it(app: Flask, fake: SessionBridge) -> None:
+    fake.add_room("onboarding-live", owner="ada")
+
+    result = run(app, "token", "--identity", "staff-1", "--room", "onboarding-live")
+
+    assert result.exit_code == 0
+    assert claims(result.stdout.strip()).video.room == "onboarding-live"  # type: ignore[union-attr]
+    assert list(fake.rooms.rooms) == ["onboarding-live"]
+
+
+@pytest.mark.parametrize("room", ["onboarding-gone", "standup"])
+def test_token_for_an_unknown_or_foreign_room_fails(
+    app: Flask, fake: SessionBridge, room: str
+) -> None:
+    fake.add_room("standup", owner=None)
+
+    result = run(app, "token", "--identity", "ada", "--room", room)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert f"No onboarding room named {room!r}" in result.stderr
+
+
+def test_token_in_on_join_mode_puts_the_room_in_the_token(make_app: Any) -> None:
+    app = make_app(
+        LIVEKIT_ONBOARDING_ROOM_CREATION="on_join", LIVEKIT_ONBOARDING_AGENT_NAME="guide"
+    )
+    fake = SessionBridge.install(app)
+
+    token = run(app, "token", "--identity", "ada").stdout.strip()
+
+    config = jwt.decode(token, SECRET, ["HS256"])["roomConfig"]
+    assert config["name"] == claims(token).video.room  # type: ignore[union-attr]
+    assert decode_metadata(config["metadata"])["owner"] == "ada"  # type: ignore[index]
+    assert [a["agentName"] for a in config["agents"]] == ["guide"]
+    assert fake.calls == 0
+
+
+def test_token_sends_room_created_and_token_issued(app: Flask, fake: SessionBridge) -> None:
+    created: list[dict[str, Any]] = []
+    issued: list[dict[str, Any]] = []
+
+    with (
+        signals.room_created.connected_to(lambda s, **kw: created.append(kw), app),
+        signals.token_issued.connected_to(lambda s, **kw: issued.append(kw), app),
+    ):
+        result = run(app, "token", "--identity", "ada", "--ttl", "120")
+
+    room_name = claims(result.stdout.strip()).video.room  # type: ignore[union-attr]
+    assert [(c["room_name"], c["identity"].identity, c["mode"]) for c in created] == [
+        (room_name, "ada", "eager")
+    ]
+    assert [(i["room_name"], i["expires_in"]) for i in issued] == [(room_name, 120)]
+
+
+@pytest.mark.parametrize("identity", ["", "x" * 257])
+def test_token_refuses_bad_identities(app: Flask, fake: SessionBridge, identity: str) -> None:
+    result = run(app, "token", "--identity", identity)
+
+    assert result.exit_code == 2
+    assert "--identity" in result.stderr
+    assert fake.rooms.rooms == {}
+
+
+def test_token_requires_an_identity(app: Flask, fake: SessionBridge) -> None:
+    result = run(app, "token")
+
+    assert result.exit_code == 2
+    assert "--identity" in result.stderr
+
+
+# --- rooms -------------------------------------------------------------------------------------
+
+
+def test_rooms_lists_onboarding_rooms_as_a_table(app: Flask, fake: SessionBridge) -> None:
+    now = int(time.time())
+    standard = api.ParticipantInfo.Kind.STANDARD
+    fake.add_room("onboarding-old", owner="ada", created_at=now - 7500)
+    fake.add_room(
+        "onboarding-new",
+        owner="grace",
+        created_at=now - 125,
+        participants=[("grace", "Grace", standard), ("agent", "Guide", standard)],
+    )
+    fake.add_room("standup", owner=None)
+
+    result = run(app, "rooms")
+
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ROOM", "OWNER", "PARTICIPANTS", "AGE"]
+    assert lines[1].split() == ["onboarding-old", "ada", "0", "2h05m"]
+    assert lines[2].split()[:3] == ["onboarding-new", "grace", "2"]
+    assert lines[2].split()[3] in ("2m05s", "2m06s")
+    assert len(lines) == 3
+    assert lines[1].index("ada") == lines[0].index("OWNER")
+
+
+def test_rooms_says_when_there_are_none(app: Flask, fake: SessionBridge) -> None:
+    fake.add_room("standup", owner=None)
+
+    result = run(app, "rooms")
+
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "No onboarding rooms are live."
+
+
+def test_rooms_json(app: Flask, fake: SessionBridge) -> None:
+    fake.add_room("onboarding-a", owner="ada", created_at=int(time.time()) - 30)
+
+    rows = json.loads(run(app, "rooms", "--json").stdout)
+
+    assert [(r["room_name"], r["owner"], r["num_participants"]) for r in rows] == [
+        ("onboarding-a", "ada", 0)
+    ]
+    assert 30 <= rows[0]["age_seconds"] <= 32
+
+
+def test_rooms_reports_an_unreachable_livekit(app: Flask, fake: SessionBridge) -> None:
+    fake.fail_with = LiveKitUnavailable()
+
+    result = run(app, "rooms")
+
+    assert result.exit_code == 1
+    assert "Cannot reach LiveKit at ws://127.0.0.1:9" in result.stderr
+
+
+# --- end ---------------------------------------------------------------------------------------
+
+
+def test_end_deletes_the_room_and_sends_session_ended(app: Flask, fake: SessionBridge) -> None:
+    kind = api.ParticipantInfo.Kind.STANDARD
+    fake.add_room("onboarding-a", participants=[("ada", "Ada", kind)])
+    ended: list[dict[str, Any]] = []
+
+    with signals.session_ended.connected_to(lambda s, **kw: ended.append(kw), app):
+        result = run(app, "end", "onboarding-a")
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Ended onboarding-a")
+    assert fake.rooms.rooms == {}
+    assert ended == [{"room_name": "onboarding-a", "identity": None}]
+
+
+@pytest.mark.parametrize("room", ["onboarding-gone", "standup"])
+def test_end_unknown_or_foreign_room_fails(app: Flask, fake: SessionBridge, room: str) -> None:
+    fake.add_room("standup", owner=None)
+
+    result = run(app, "end", room)
+
+    assert result.exit_code == 1
+    assert f"No onboarding room named {room!r}" in result.stderr
+    assert "standup" in fake.rooms.rooms
+
+
+def test_end_of_a_room_that_closes_meanwhile_fails_cleanly(app: Flask, fake: SessionBridge) -> None:
+    fake.add_room("onboarding-a")
+    fake.rooms.vanish_after_lookup = True
+
+    result = run(app, "end", "onboarding-a")
+
+    assert result.exit_code == 1
+    assert "No onboarding room named 'onboarding-a'" in result.stderr
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def test_check_reports_the_server_and_its_rooms(app: Flask, fake: SessionBridge) -> None:
+    fake.add_room("onboarding-a")
+    fake.add_room("standup", owner=None)
+
+    result = run(app, "check", "--timeout", "2")
+
+    assert result.exit_code == 0, result.output
+    assert f"LiveKit at ws://127.0.0.1:9 accepted API key {KEY!r}" in result.stdout
+    assert "2 room(s) live, 1 of them onboarding rooms" in result.stdout
+    assert fake.timeouts == [2.0]
+    assert_no_secret(result)
+
+
+def test_check_names_the_public_url_when_it_differs(make_app: Any) -> None:
+    app = make_app(LIVEKIT_PUBLIC_URL="https://rt.example.com")
+    SessionBridge.install(app)
+
+    result = run(app, "check")
+
+    assert result.exit_code == 0
+    assert "Clients are sent to wss://rt.example.com." in result.stdout
+
+
+def test_check_fails_when_livekit_is_unreachable(app: Flask) -> None:
+    result = run(app, "check", "--timeout", "2")
+
+    assert result.exit_code == 1
+    assert "Cannot reach LiveKit at ws://127.0.0.1:9" in result.stderr
+    assert "LIVEKIT_URL" in result.stderr
+    assert result.stdout == ""
+    assert_no_secret(result)
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (
+            api.TwirpError(api.TwirpErrorCode.UNAUTHENTICATED, "invalid token", status=401),
+            "refused the credentials: LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
+        ),
+        (LiveKitTimeout(), "did not answer within 5s"),
+        (
+            api.TwirpError(api.TwirpErrorCode.BAD_ROUTE, "no route", status=404),
+            "refused the request (bad_route)",
+        ),
+    ],
+)
+def test_check_explains_what_went_wrong(
+    app: Flask, fake: SessionBridge, failure: Exception, message: str
+) -> None:
+    fake.fail_with = failure
+
+    result = run(app, "check")
+
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert_no_secret(result)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("LIVEKIT_API_SECRET", ""), ("LIVEKIT_URL", "ftp://livekit.example.com")],
+)
+def test_check_fails_on_invalid_configuration(
+    app: Flask, fake: SessionBridge, key: str, value: str
+) -> None:
+    app.config[key] = value
+
+    result = run(app, "check")
+
+    assert result.exit_code == 1
+    assert "Configuration is invalid" in result.stderr
+    assert key in result.stderr
+    assert fake.calls == 0
+
+
+def test_commands_are_registered_per_app(make_app: Any) -> None:
+    first = make_app(LIVEKIT_URL="ws://127.0.0.1:9")
+    second = make_app(LIVEKIT_URL="ws://127.0.0.2:9")
+    SessionBridge.install(first)
+    SessionBridge.install(second)
+
+    assert "ws://127.0.0.1:9" in run(first, "check").stdout
+    assert "ws://127.0.0.2:9" in run(second, "check").stdout

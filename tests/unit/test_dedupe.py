@@ -1,0 +1,153 @@
+"""Webhook de-duplication stores: the in-process default and the choice of store."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+from flask_livekit_onboarding import ConfigurationError
+from flask_livekit_onboarding.dedupe import (
+    DedupeUnavailable,
+    MemoryDedupe,
+    RedisDedupe,
+)
+from flask_livekit_onboarding.state import get_state
+from flask_livekit_onboarding.testing import free_port
+
+
+class Clock:
+    """Stands in for ``time.monotonic`` in the dedupe module."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr("flask_livekit_onboarding.dedupe.time.monotonic", clock)
+    return clock
+
+
+def test_memory_store_sees_each_id_once_within_the_window(clock: Clock) -> None:
+    store = MemoryDedupe()
+
+    assert store.first_time("EV_1", 900)
+    assert store.first_time("EV_2", 900)
+    clock.now += 899
+    assert not store.first_time("EV_1", 900)
+    assert not store.first_time("EV_2", 900)
+
+
+def test_memory_store_forgets_ids_after_the_window(clock: Clock) -> None:
+    store = MemoryDedupe()
+    store.first_time("EV_1", 60)
+    store.first_time("EV_2", 60)
+
+    clock.now += 60
+    assert store.first_time("EV_3", 60)
+
+    assert len(store) == 1
+    assert store.first_time("EV_1", 60)
+
+
+def test_memory_store_a_repeat_does_not_extend_the_window(clock: Clock) -> None:
+    store = MemoryDedupe()
+    store.first_time("EV_1", 60)
+    clock.now += 30
+    store.first_time("EV_1", 60)
+
+    clock.now += 31
+
+    assert store.first_time("EV_1", 60)
+
+
+def test_memory_store_is_bounded(clock: Clock) -> None:
+    store = MemoryDedupe(max_entries=3)
+    for event_id in ("EV_1", "EV_2", "EV_3", "EV_4"):
+        assert store.first_time(event_id, 900)
+
+    assert len(store) == 3
+    assert not store.first_time("EV_4", 900)
+    assert store.first_time("EV_1", 900)  # the oldest was forgotten first
+
+
+def test_memory_store_needs_room_for_one_id() -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        MemoryDedupe(max_entries=0)
+
+
+def test_memory_store_admits_each_id_once_across_threads() -> None:
+    store = MemoryDedupe()
+    ids = [f"EV_{n}" for n in range(500)]
+    admitted: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        start.wait()
+        mine = [event_id for event_id in ids if store.first_time(event_id, 900)]
+        with lock:
+            admitted.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(admitted) == sorted(ids)
+
+
+def test_default_store_is_in_process(app: Any) -> None:
+    assert isinstance(get_state(app).dedupe, MemoryDedupe)
+
+
+def test_apps_do_not_share_the_in_process_store(make_app: Any) -> None:
+    assert get_state(make_app()).dedupe is not get_state(make_app()).dedupe
+
+
+def test_redis_url_selects_the_redis_store_without_connecting(make_app: Any) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_REDIS_URL=f"redis://127.0.0.1:{free_port()}/3")
+
+    store = get_state(app).dedupe
+
+    assert isinstance(store, RedisDedupe)
+    assert store.client.connection_pool.connection_kwargs["db"] == 3
+
+
+def test_redis_repr_hides_the_password(make_app: Any) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_REDIS_URL="redis://:s3cret-pass@127.0.0.1:6390/0")
+
+    assert "s3cret-pass" not in repr(get_state(app).dedupe)
+
+
+def test_redis_url_without_the_redis_package_names_the_extra(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+
+    with pytest.raises(ConfigurationError, match=r"flask-livekit-onboarding\[redis\]"):
+        make_app(LIVEKIT_ONBOARDING_REDIS_URL="redis://127.0.0.1:6379/0")
+
+
+def test_unusable_redis_url_names_the_key(make_app: Any) -> None:
+    with pytest.raises(ConfigurationError, match="LIVEKIT_ONBOARDING_REDIS_URL"):
+        make_app(LIVEKIT_ONBOARDING_REDIS_URL="http://127.0.0.1:6379/0")
+
+
+def test_unreachable_redis_raises_dedupe_unavailable() -> None:
+    store = RedisDedupe(f"redis://127.0.0.1:{free_port()}/0", timeout=1)
+    try:
+        with pytest.raises(DedupeUnavailable) as raised:
+            store.first_time("EV_1", 900)
+    finally:
+        store.close()
+
+    assert raised.value.code == 503
