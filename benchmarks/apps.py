@@ -53,7 +53,11 @@ def create_app(variant: str) -> Flask:
 
 
 def _credentials() -> tuple[str, str, str]:
-    return os.environ["LIVEKIT_URL"], os.environ["LIVEKIT_API_KEY"], os.environ["LIVEKIT_API_SECRET"]
+    return (
+        os.environ["LIVEKIT_URL"],
+        os.environ["LIVEKIT_API_KEY"],
+        os.environ["LIVEKIT_API_SECRET"],
+    )
 
 
 def _room_name() -> str:

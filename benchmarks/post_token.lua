@@ -5,7 +5,7 @@
 --   wrk -t2 -c16 -d10s --latency -s post_token.lua http://127.0.0.1:8000/livekit/token [-- N]
 
 wrk.method = "POST"
-wrk.body = '{"participant_name":"Ada Bench"}'
+wrk.body = '{}'
 wrk.headers["Content-Type"] = "application/json"
 
 local threads = {}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .apps import VARIANTS, create_app
 from .harness import RESULTS_DIR
+from .serve import ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         client = app.test_client()
 
         def post() -> None:
-            response = client.post("/livekit/token", json={"participant_name": "Ada Bench"})
+            response = client.post("/livekit/token", json={})
             if response.status_code != 201:
                 raise SystemExit(f"{args.variant} answered {response.status_code}: {response.text}")
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         reports["loop"] = loop_profiler
     for thread, report in reports.items():
         text = report.output_text(unicode=True, color=False, show_all=args.show_all)
+        text = text.replace(f"{ROOT}/", "")
         path = args.out / f"profile-{args.variant}-{thread}.txt"
         path.write_text(header + f"{thread} thread\n" + text)
         print(f"--- {thread} thread ({path})\n{text}")

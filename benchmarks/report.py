@@ -61,6 +61,19 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else 'NO'} |"
         )
+    lines += [
+        "",
+        "Tokens signed (claim names of the first answer of each variant; values omitted):",
+        "",
+        "| variant | claims | video grants | roomConfig | TTL s |",
+        "|---|---|---|---|---:|",
+    ]
+    for name, variant in results["variants"].items():
+        shape = variant["token_claims"]
+        lines.append(
+            f"| {name} | {' '.join(shape['claims'])} | {' '.join(shape['video'])} | "
+            f"{' '.join(shape['room_config']) or '-'} | {shape['ttl_s']} |"
+        )
     warnings = {
         name: variant["log_warnings"]
         for name, variant in results["variants"].items()
@@ -91,13 +104,13 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     ]
     colors = ["#8c8c8c" if name.startswith(("baseline", "naive")) else "#1f77b4" for name in names]
     figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    for axis, (title, values, fmt) in zip(axes.flat, panels):
+    for axis, (title, values, fmt) in zip(axes.flat, panels, strict=True):
         bars = axis.bar(names, values, color=colors)
         axis.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=8)
         axis.set_title(title)
         axis.tick_params(axis="x", labelsize=8)
         axis.margins(y=0.15)
-    errors = ", ".join(f"{name}: {s['errors']}" for name, s in zip(names, summaries))
+    errors = ", ".join(f"{name}: {s['errors']}" for name, s in zip(names, summaries, strict=True))
     meta = results["meta"]
     figure.suptitle(
         f"POST /livekit/token — gunicorn {results['settings']['gunicorn']}, "

@@ -46,6 +46,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _no_control_socket() -> list[str]:
+    """Newer gunicorn opens a control socket in the home directory; one run needs none."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    names = {setting.name for setting in KNOWN_SETTINGS}
+    return ["--no-control-socket"] if "control_socket_disable" in names else []
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its direct children (gunicorn's master and workers)."""
     try:
@@ -92,6 +100,8 @@ class GunicornServer:
         self.url = f"http://127.0.0.1:{self.port}{TOKEN_PATH}"
         self._env = {**os.environ, **env, "PYTHONWARNINGS": "default"}
         self._process: subprocess.Popen[bytes] | None = None
+        #: The body of the first answer, kept to compare the tokens the variants sign.
+        self.first_answer: bytes = b""
 
     @property
     def command(self) -> list[str]:
@@ -110,6 +120,7 @@ class GunicornServer:
             str(s.graceful_timeout),
             "--bind",
             f"127.0.0.1:{self.port}",
+            *_no_control_socket(),
             f"benchmarks.apps:create_app({self.variant!r})",
         ]
 
@@ -191,6 +202,7 @@ class GunicornServer:
             raise RuntimeError(
                 f"{self.variant} answered {response.status} instead of 201: {body[:500]!r}"
             )
+        self.first_answer = body
         return True
 
 

@@ -128,6 +128,13 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
     room_prefix = config[_PREFIX + "ROOM_PREFIX"]
     if not isinstance(room_prefix, str) or len(room_prefix) > 64:
         raise ConfigurationError(f"{_PREFIX}ROOM_PREFIX must be a string of at most 64 characters")
+    if _number(config, "WEBHOOK_DEDUPE_WINDOW", int, minimum=1) < _number(
+        config, "WEBHOOK_MAX_AGE", int, minimum=1
+    ):
+        # A shorter window would forget an event id while a replay of it is still fresh.
+        raise ConfigurationError(
+            f"{_PREFIX}WEBHOOK_DEDUPE_WINDOW must be at least {_PREFIX}WEBHOOK_MAX_AGE"
+        )
     agents = config[_PREFIX + "ALLOWED_AGENTS"]
     if isinstance(agents, str):
         agents = [a.strip() for a in agents.split(",") if a.strip()]

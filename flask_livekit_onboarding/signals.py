@@ -2,7 +2,9 @@
 
 They notify the host; a receiver's return value is ignored and never changes what the
 extension does. Webhook signals carry ``event`` (the verified ``livekit.api.WebhookEvent``),
-``room_name`` and ``context`` (the decoded onboarding context, or None for other rooms).
+``room_name`` and ``context`` (the decoded onboarding context, or None for other rooms). They are
+sent at most once per event, synchronously before LiveKit gets its answer, so receivers should be
+quick; one that raises is logged and neither fails the webhook nor keeps the others from running.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ room_created = _signals.signal("livekit-onboarding.room-created")
 #: ``participant_name``, ``expires_in`` (seconds). Never the token itself.
 token_issued = _signals.signal("livekit-onboarding.token-issued")
 
-#: Every verified, de-duplicated webhook. Keyword arguments: ``event``, ``room_name``, ``context``.
+#: Every verified, de-duplicated webhook, whatever its type; sent before the type's own signal.
+#: Keyword arguments: ``event``, ``room_name`` (None for events without a room), ``context``.
 webhook_received = _signals.signal("livekit-onboarding.webhook-received")
 
 #: LiveKit started a room. Keyword arguments: ``event``, ``room_name``, ``context``.

@@ -60,6 +60,9 @@ _VERSION_RE = re.compile(r"livekit-server version v?(\d+\.\d+\.\d+\S*)")
 # livekit-server reads these (and every LIVEKIT_* variable) as configuration; a host app's
 # LIVEKIT_URL or a developer's LIVEKIT_KEYS must not leak into the server under test.
 _SERVER_ENV_VARS = frozenset({"NODE_IP", "UDP_PORT", "REDIS_HOST", "REDIS_PASSWORD"})
+# Free ports are found by binding and releasing them, so another process can take one before
+# the server binds it; the first start then retries with fresh ports.
+_PORT_ATTEMPTS = 3
 
 
 class LiveKitServerError(RuntimeError):
@@ -243,8 +246,9 @@ def _stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
 class LiveKitDevServer:
     """A livekit-server process on loopback with its own keys, ports and webhook URLs.
 
-    Ports are chosen when the object is created and kept across `stop` / `start` /
-    `restart`, so clients configured with `url` reach the same server after an outage.
+    Ports are chosen when the object is created (fresh ones again if another process grabs one
+    before the first start) and kept across `stop` / `start` / `restart`, so clients
+    configured with `url` reach the same server after an outage.
     `webhook_urls` may be changed before any (re)start. Use it as a context manager, or call
     `close` yourself: the process is always terminated, then killed if it lingers.
     """
@@ -274,14 +278,15 @@ class LiveKitDevServer:
         self.host = host
         self.log_level = log_level
         self.start_timeout = start_timeout
-        ports = _free_ports(host, 2 if port is None else 1, 1)
-        self.rtc_udp_port = ports.pop()
-        self.rtc_tcp_port = ports.pop()
-        self.port = port if port is not None else ports.pop()
+        self._fixed_port = port
+        self._pick_ports()
+        self._has_started = False
         self._own_workdir = workdir is None
         self._workdir = Path(workdir) if workdir is not None else None
         self._process: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[..., None] | None = None
+        self._finalizer: (
+            weakref.finalize[[subprocess.Popen[bytes], float], LiveKitDevServer] | None
+        ) = None
 
     @property
     def url(self) -> str:
@@ -336,10 +341,29 @@ class LiveKitDevServer:
             config["webhook"] = {"api_key": self.api_key, "urls": list(self.webhook_urls)}
         return config
 
+    def _pick_ports(self) -> None:
+        ports = _free_ports(self.host, 2 if self._fixed_port is None else 1, 1)
+        self.rtc_udp_port = ports.pop()
+        self.rtc_tcp_port = ports.pop()
+        self.port = self._fixed_port if self._fixed_port is not None else ports.pop()
+
     def start(self) -> None:
         """Write the config, start the server and wait until its health check answers OK."""
         if self.running:
             return
+        attempts = 1 if self._has_started else _PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                self._launch()
+            except LiveKitServerError as exc:
+                if attempt == attempts or "address already in use" not in str(exc):
+                    raise
+                self._pick_ports()
+            else:
+                self._has_started = True
+                return
+
+    def _launch(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(self.config(), indent=2), encoding="utf-8")
         env = {

@@ -28,7 +28,7 @@ echo "==> installing flask-livekit-onboarding into .venv"
 
 echo "==> livekit-server"
 if [[ -x scripts/install-livekit-server.sh ]]; then
-  scripts/install-livekit-server.sh
+  PATH="$root/.venv/bin:$PATH" scripts/install-livekit-server.sh
 else
   .venv/bin/python -m flask_livekit_onboarding.testing ensure
 fi

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import NoReturn
@@ -23,11 +24,30 @@ from flask_livekit_onboarding.testing import (
     free_port,
 )
 
+_SDK_QUIESCE_SECONDS = 1.0
+
 
 def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+def _quiesce_livekit_sdk() -> None:
+    """Shut the ``livekit`` SDK's native runtime down while the interpreter is still whole.
+
+    The runtime keeps closing peer connections for a moment after ``Room.disconnect()``
+    returns, and its own exit-time shutdown can then abort the process (SIGABRT) after
+    every test passed. Waiting a little and disposing it here avoids that.
+    """
+    if "livekit.rtc" not in sys.modules:
+        return
+    time.sleep(_SDK_QUIESCE_SECONDS)
+    from livekit.rtc._ffi_client import FfiClient
+
+    dispose = getattr(FfiClient.instance, "_dispose", None)
+    if dispose is not None:
+        dispose()
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +79,7 @@ def livekit_server(livekit_webhook_port: int) -> Iterator[LiveKitDevServer]:
     try:
         yield server
     finally:
+        _quiesce_livekit_sdk()
         server.close()
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from livekit import api, rtc
+from livekit.protocol.webhook import WebhookEvent
 
 from flask_livekit_onboarding.testing import LiveKitDevServer, free_port
 
@@ -95,21 +96,34 @@ def webhook_inbox() -> Iterator[tuple[str, queue.Queue[tuple[str, str]]]]:
         thread.join(5)
 
 
+async def _join_until_webhook(
+    server: LiveKitDevServer, room_name: str, inbox: queue.Queue[tuple[str, str]], event: str
+) -> list[WebhookEvent]:
+    """Stay in *room_name* until the server has posted *event*; return the events seen."""
+    receiver = api.WebhookReceiver(api.TokenVerifier(server.api_key, server.api_secret))
+    events: list[WebhookEvent] = []
+    room = rtc.Room()
+    try:
+        await room.connect(server.url, _token(server, room_name, "carol"))
+        while event not in [seen.event for seen in events]:
+            try:
+                body, auth = await asyncio.to_thread(inbox.get, timeout=10)
+            except queue.Empty:
+                pytest.fail(f"no {event} webhook; server log:\n{server.log_tail()}")
+            events.append(receiver.receive(body, auth))
+    finally:
+        await room.disconnect()
+    return events
+
+
 def test_webhooks_are_signed_with_the_server_key(
     livekit_server: LiveKitDevServer,
     webhook_inbox: tuple[str, queue.Queue[tuple[str, str]]],
 ) -> None:
     url, inbox = webhook_inbox
     with LiveKitDevServer(livekit_server.binary, webhook_urls=[url]) as server:
-        asyncio.run(_join(server.url, _token(server, "harness-webhook", "carol")))
-
-        receiver = api.WebhookReceiver(api.TokenVerifier(server.api_key, server.api_secret))
-        events = []
-        while "participant_joined" not in [event.event for event in events]:
-            try:
-                body, auth = inbox.get(timeout=10)
-            except queue.Empty:
-                pytest.fail(f"no participant_joined webhook; server log:\n{server.log_tail()}")
-            events.append(receiver.receive(body, auth))
+        events = asyncio.run(
+            _join_until_webhook(server, "harness-webhook", inbox, "participant_joined")
+        )
 
     assert {event.room.name for event in events} == {"harness-webhook"}

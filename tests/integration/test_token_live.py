@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -198,6 +199,20 @@ def outage_server() -> Iterator[LiveKitDevServer]:
         server.close()
 
 
+def wait_until_stopped(pid: int) -> None:
+    """SIGSTOP takes effect asynchronously; wait until every thread of ``pid`` is stopped."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = [
+            Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            for tid in os.listdir(f"/proc/{pid}/task")
+        ]
+        if all(state == "T" for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError("livekit-server did not stop")
+
+
 def test_outage_maps_to_503_and_504_within_the_timeout_then_recovers(
     make_app, outage_server: LiveKitDevServer
 ) -> None:
@@ -222,6 +237,7 @@ def test_outage_maps_to_503_and_504_within_the_timeout_then_recovers(
 
     assert outage_server.pid is not None
     os.kill(outage_server.pid, signal.SIGSTOP)  # alive but not answering
+    wait_until_stopped(outage_server.pid)
     try:
         started = time.monotonic()
         frozen = client.post("/livekit/token", json={})
