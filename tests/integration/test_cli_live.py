@@ -17,16 +17,6 @@ pytestmark = pytest.mark.integration
 EVENT_WAIT = 10.0
 
 
-@pytest.fixture
-def base_config(livekit_server: LiveKitDevServer) -> dict[str, Any]:
-    return {
-        "TESTING": True,
-        "LIVEKIT_URL": livekit_server.url,
-        "LIVEKIT_API_KEY": livekit_server.api_key,
-        "LIVEKIT_API_SECRET": livekit_server.api_secret,
-    }
-
-
 def run(app: Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(args=["livekit", *args])
 

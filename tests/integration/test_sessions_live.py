@@ -19,16 +19,6 @@ pytestmark = pytest.mark.integration
 EVENT_WAIT = 10.0
 
 
-@pytest.fixture
-def base_config(livekit_server: LiveKitDevServer) -> dict[str, Any]:
-    return {
-        "TESTING": True,
-        "LIVEKIT_URL": livekit_server.url,
-        "LIVEKIT_API_KEY": livekit_server.api_key,
-        "LIVEKIT_API_SECRET": livekit_server.api_secret,
-    }
-
-
 def start_session(app: Flask) -> dict[str, Any]:
     response = app.test_client().post("/livekit/token", json={})
     assert response.status_code == 201, response.get_json()

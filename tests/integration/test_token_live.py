@@ -21,16 +21,6 @@ from flask_livekit_onboarding.testing import LiveKitDevServer, ensure_livekit_se
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def base_config(livekit_server: LiveKitDevServer) -> dict[str, Any]:
-    return {
-        "TESTING": True,
-        "LIVEKIT_URL": livekit_server.url,
-        "LIVEKIT_API_KEY": livekit_server.api_key,
-        "LIVEKIT_API_SECRET": livekit_server.api_secret,
-    }
-
-
 def request_token(
     app: Flask, body: dict[str, Any] | None = None, prefix: str = "/livekit"
 ) -> dict[str, Any]:

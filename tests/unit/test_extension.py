@@ -76,6 +76,16 @@ def test_invalid_settings_fail_at_init_naming_the_key(key: str, value: object) -
         LiveKitOnboarding().init_app(configured_app(**{key: value}))
 
 
+def test_dedupe_window_shorter_than_max_age_is_refused() -> None:
+    # Otherwise a replay arriving after its id expired, but while still fresh, would be
+    # delivered twice.
+    app = configured_app(
+        LIVEKIT_ONBOARDING_WEBHOOK_MAX_AGE=600, LIVEKIT_ONBOARDING_WEBHOOK_DEDUPE_WINDOW=300
+    )
+    with pytest.raises(ConfigurationError, match="WEBHOOK_DEDUPE_WINDOW"):
+        LiveKitOnboarding().init_app(app)
+
+
 def test_urls_are_handed_to_clients_as_websocket_urls(make_app) -> None:
     app = make_app(
         LIVEKIT_URL="https://lk.internal:7880/", LIVEKIT_PUBLIC_URL="https://rtc.example.com"

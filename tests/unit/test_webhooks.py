@@ -352,7 +352,9 @@ def test_event_outside_max_age_is_dropped(app: Flask, received: Recorder, offset
 
 
 def test_max_age_is_configurable(make_app: Any) -> None:
-    app = make_app(LIVEKIT_ONBOARDING_WEBHOOK_MAX_AGE=3600)
+    app = make_app(
+        LIVEKIT_ONBOARDING_WEBHOOK_MAX_AGE=3600, LIVEKIT_ONBOARDING_WEBHOOK_DEDUPE_WINDOW=3600
+    )
     recorder = Recorder()
 
     with signals.webhook_received.connected_to(recorder, app):
@@ -479,7 +481,11 @@ def test_dedupe_window_is_passed_to_the_store(
             return super().first_time(event_id, window)
 
     app = Flask("host_app")
-    app.config.update(base_config, LIVEKIT_ONBOARDING_WEBHOOK_DEDUPE_WINDOW=60)
+    app.config.update(
+        base_config,
+        LIVEKIT_ONBOARDING_WEBHOOK_DEDUPE_WINDOW=60,
+        LIVEKIT_ONBOARDING_WEBHOOK_MAX_AGE=60,
+    )
     onboarding.init_app(app, dedupe_store=Spy())
     try:
         post(app, event_body(event_id="EV_window"))
