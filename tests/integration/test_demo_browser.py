@@ -186,15 +186,6 @@ def serve() -> Iterator[Any]:
         app.extensions["livekit_onboarding"].close()
 
 
-def livekit_config(server: LiveKitDevServer) -> dict[str, Any]:
-    return {
-        "TESTING": True,
-        "LIVEKIT_URL": server.url,
-        "LIVEKIT_API_KEY": server.api_key,
-        "LIVEKIT_API_SECRET": server.api_secret,
-    }
-
-
 def start_onboarding(page: Any) -> str:
     """Click the button, wait for the room; return the room name the page shows."""
     from playwright.sync_api import expect
@@ -226,6 +217,7 @@ def screenshot(page: Any, name: str) -> None:
 
 def test_demo_page_joins_the_onboarding_room(
     livekit_server: LiveKitDevServer,
+    base_config: dict[str, Any],
     page: Any,
     page_errors: list[str],
     loop: LoopThread,
@@ -235,7 +227,7 @@ def test_demo_page_joins_the_onboarding_room(
 
     from examples.minimal.app import create_app
 
-    app = create_app({**livekit_config(livekit_server), "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True})
+    app = create_app({**base_config, "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True})
     page.goto(serve(app) + "/")
     expect(page.locator("#status")).to_have_text("Not connected")
     # Off by default: nothing is published unless the user asks for it.
@@ -285,6 +277,7 @@ def test_demo_page_joins_the_onboarding_room(
 
 def test_existing_app_context_comes_from_the_signed_in_users_profile(
     livekit_server: LiveKitDevServer,
+    base_config: dict[str, Any],
     page: Any,
     page_errors: list[str],
     loop: LoopThread,
@@ -294,7 +287,7 @@ def test_existing_app_context_comes_from_the_signed_in_users_profile(
 
     from examples.existing_app.app import USERS, create_app
 
-    app = create_app(livekit_config(livekit_server))
+    app = create_app(base_config)
     base = serve(app)
     page.goto(base + "/onboarding")
     page.get_by_label("Username").fill("ada")
