@@ -87,11 +87,8 @@ def create_room(state: OnboardingState, settings: api.RoomConfiguration) -> None
 
 def find_room(state: OnboardingState, name: str) -> OnboardingRoom | None:
     """The onboarding room called ``name``, or None if LiveKit has no such onboarding room."""
-    response = state.bridge.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=[name])))
-    for room in response.rooms:
-        if room.name == name:
-            return OnboardingRoom.from_room(room)
-    return None
+    room = live_room(state, name)
+    return None if room is None else OnboardingRoom.from_room(room)
 
 
 def list_rooms(state: OnboardingState) -> list[OnboardingRoom]:
