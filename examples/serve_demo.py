@@ -24,7 +24,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import make_server
 
-from flask_livekit_onboarding.testing import LiveKitDevServer, LiveKitServerError, free_port
+from flask_livekit_onboarding.devserver import LiveKitDevServer, LiveKitServerError, free_port
 
 APPS = {
     "minimal": {"LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True},

@@ -30,7 +30,7 @@ echo "==> livekit-server"
 if [[ -x scripts/install-livekit-server.sh ]]; then
   PATH="$root/.venv/bin:$PATH" scripts/install-livekit-server.sh
 else
-  .venv/bin/python -m flask_livekit_onboarding.testing ensure
+  .venv/bin/python -m flask_livekit_onboarding.devserver ensure
 fi
 
 echo "==> demo page bundle"

@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 if [ -n "${1:-}" ]; then
-    exec "$python" -m flask_livekit_onboarding.testing ensure --version "$1"
+    exec "$python" -m flask_livekit_onboarding.devserver ensure --version "$1"
 fi
-exec "$python" -m flask_livekit_onboarding.testing ensure
+exec "$python" -m flask_livekit_onboarding.devserver ensure

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from flask_livekit_onboarding.testing import (
+from flask_livekit_onboarding.devserver import (
     LiveKitDevServer,
     LiveKitServerError,
     ensure_livekit_server,

@@ -10,7 +10,7 @@ from click.testing import Result
 from flask import Flask
 from livekit import rtc
 
-from flask_livekit_onboarding.testing import LiveKitDevServer, free_port
+from flask_livekit_onboarding.devserver import LiveKitDevServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from flask import Flask
 from livekit import api, rtc
 from werkzeug.serving import make_server
 
-from flask_livekit_onboarding.testing import LiveKitDevServer
+from flask_livekit_onboarding.devserver import LiveKitDevServer
 
 pytestmark = pytest.mark.integration
 

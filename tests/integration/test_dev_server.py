@@ -13,7 +13,7 @@ import pytest
 from livekit import api, rtc
 from livekit.protocol.webhook import WebhookEvent
 
-from flask_livekit_onboarding.testing import LiveKitDevServer, free_port
+from flask_livekit_onboarding.devserver import LiveKitDevServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from flask import Flask
 from livekit import api, rtc
 
 from flask_livekit_onboarding import Identity
-from flask_livekit_onboarding.testing import LiveKitDevServer
+from flask_livekit_onboarding.devserver import LiveKitDevServer
 
 pytestmark = pytest.mark.integration
 

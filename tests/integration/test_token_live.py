@@ -16,7 +16,7 @@ from flask import Flask
 from livekit import api, rtc
 
 from flask_livekit_onboarding import Identity
-from flask_livekit_onboarding.testing import LiveKitDevServer, ensure_livekit_server
+from flask_livekit_onboarding.devserver import LiveKitDevServer, ensure_livekit_server
 
 pytestmark = pytest.mark.integration
 

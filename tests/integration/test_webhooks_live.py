@@ -24,7 +24,7 @@ from flask import Flask, request
 from livekit import api, rtc
 
 from flask_livekit_onboarding import signals
-from flask_livekit_onboarding.testing import LiveKitDevServer
+from flask_livekit_onboarding.devserver import LiveKitDevServer
 
 pytestmark = [
     pytest.mark.integration,

@@ -15,7 +15,7 @@ from flask_livekit_onboarding.dedupe import (
     RedisDedupe,
 )
 from flask_livekit_onboarding.state import get_state
-from flask_livekit_onboarding.testing import free_port
+from flask_livekit_onboarding.devserver import free_port
 
 
 class Clock:

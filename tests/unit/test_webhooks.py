@@ -19,7 +19,7 @@ from flask_livekit_onboarding import LiveKitOnboarding, signals
 from flask_livekit_onboarding.dedupe import DedupeUnavailable, MemoryDedupe, WebhookDedupe
 from flask_livekit_onboarding.room_metadata import encode_metadata
 from flask_livekit_onboarding.state import get_state
-from flask_livekit_onboarding.testing import free_port
+from flask_livekit_onboarding.devserver import free_port
 
 CONTEXT = {"plan": "pro", "locale": "en", "step": "welcome"}
 ROOM = "onboarding-abc123"
