@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup venv system-deps livekit-server frontend lint bench clean
+.PHONY: demo test setup venv system-deps bench-system-deps livekit-server frontend lint bench clean
 
 demo:
 	./scripts/demo.sh
@@ -22,8 +22,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Debian packages, only the missing ones (apt-get as root or through sudo): see the script.
 system-deps:
-	./scripts/install-system-deps.sh
+	./scripts/install-system-deps.sh test
+
+bench-system-deps:
+	./scripts/install-system-deps.sh bench
 
 livekit-server: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/install-livekit-server.sh
@@ -36,7 +40,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: setup
+bench: venv livekit-server bench-system-deps
 	./benchmarks/run.sh
 
 clean:
