@@ -13,6 +13,7 @@ test: setup
 	$(PY) -m pytest
 
 setup: venv system-deps livekit-server frontend
+	PYTHON=$(PYTHON) ./scripts/setup-agent-env.sh
 
 venv: $(VENV)/.installed
 
