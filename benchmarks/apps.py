@@ -10,11 +10,13 @@ metadata, attributes and onboarding context, in a fresh room per request (every 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime
 import json
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +51,52 @@ def create_app(variant: str) -> Flask:
     # loop errors) reach gunicorn's stderr with a level the harness can look for.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
-    return factories[variant]()
+    app = factories[variant]()
+    timing_dir = os.environ.get(TIMING_DIR_ENV)
+    if timing_dir:
+        app.wsgi_app = TimedRequests(app.wsgi_app, timing_dir)  # type: ignore[method-assign]
+    return app
+
+
+#: Where :class:`TimedRequests` writes; unset, requests are not timed at all.
+TIMING_DIR_ENV = "BENCH_TIMING_DIR"
+#: The header the open-loop load generator numbers its requests with.
+SEQ_HEADER = "HTTP_X_BENCH_SEQ"
+
+
+class TimedRequests:
+    """WSGI middleware: when a request carries ``X-Bench-Seq``, write when the app started and
+    finished it (epoch seconds), one line per request in a per-process file.
+
+    Joined with the load generator's own timestamps, this splits a request's latency into the
+    wait before the app got it (gunicorn: a free thread, the GIL) and the time spent in it
+    (for the eager variants, mostly the LiveKit call). Requests without the header (wrk's) pay
+    one dict lookup.
+    """
+
+    def __init__(self, app: Callable[..., Any], directory: str) -> None:
+        self.app = app
+        self.directory = directory
+        self.file: Any = None
+        self.pid = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        seq = environ.get(SEQ_HEADER)
+        if seq is None:
+            return self.app(environ, start_response)
+        started = time.time()
+        result = self.app(environ, start_response)
+        finished = time.time()
+        line = f"{seq} {started:.6f} {finished:.6f} {threading.get_ident()}\n"
+        with self.lock:
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                path = os.path.join(self.directory, f"timing-{self.pid}.txt")
+                self.file = open(path, "a", buffering=1)  # noqa: SIM115 - kept for the process
+                atexit.register(self.file.close)
+            self.file.write(line)
+        return result
 
 
 def _credentials() -> tuple[str, str, str]:

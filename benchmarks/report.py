@@ -121,3 +121,148 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def write_remote(results: dict[str, Any], out_dir: Path) -> str:
+    """The remote profile's results.json, results.md and results.png; returns the markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = render_remote(results)
+    (out_dir / "results.md").write_text(markdown)
+    write_remote_chart(results, out_dir / "results.png")
+    return markdown
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render_remote(results: dict[str, Any]) -> str:
+    meta, settings = results["meta"], results["settings"]
+    lines = [
+        "# Token endpoint benchmark: LiveKit across a network",
+        "",
+        f"{meta['date']} · {meta['cpu_count']} CPUs ({meta['cpu_model']}) · "
+        f"{meta['memory_gib']:.1f} GiB · Python {meta['python']} · "
+        f"load average before {meta['loadavg_before']}, after {meta['loadavg_after']}",
+        "",
+        f"Path: {settings['path']}. Certificate check: "
+        + "; ".join(f"{k}: {v}" for k, v in results.get("verification", {}).items())
+        + ".",
+        "",
+        f"gunicorn {settings['gunicorn']} · wrk {settings['wrk']} · {settings['rounds']} "
+        f"interleaved rounds of {settings['duration_s']} s (after {settings['warmup_s']} s "
+        f"warm-up) · steady rate: {settings['steady']}. Medians across rounds.",
+        "",
+        "| RTT ms | TLS | variant | req/s (per round) | p50 ms | p99 ms | steady rate/s "
+        "| steady p50 | p90 | p99 | max ms | LiveKit service p50 ms | floor ms | new TLS "
+        "connections per request | connections per worker | errors |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for cell in results["cells"]:
+        for name, variant in cell["variants"].items():
+            s = variant["summary"]
+            rounds = ", ".join(f"{r:.0f}" for r in s["rps_rounds"])
+            splits = " ".join("/".join(map(str, split)) or "-" for split in s["connection_splits"])
+            errors = s["errors"] + s.get("steady_errors", 0)
+            lines.append(
+                f"| {cell['rtt_ms']} | {cell['tls']} | {name} | {s['rps']:.0f} ({rounds}) | "
+                f"{s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {_fmt(s.get('steady_rate'), '.0f')} | "
+                f"{_fmt(s.get('steady_p50_ms'))} | {_fmt(s.get('steady_p90_ms'))} | "
+                f"{_fmt(s.get('steady_p99_ms'))} | {_fmt(s.get('steady_max_ms'))} | "
+                f"{_fmt(s.get('livekit_service_p50_ms'))} | {_fmt(s.get('steady_floor_ms'))} | "
+                f"{s['new_connection_share']:.2f} | {splits} | {errors} |"
+            )
+    lines += [
+        "",
+        "| RTT ms | TLS | ours-eager / naive-eager req/s | per round |",
+        "|---:|---|---:|---|",
+    ]
+    for cell in results["cells"]:
+        variants = cell["variants"]
+        if {"ours-eager", "naive-eager"} <= variants.keys():
+            ours, naive = variants["ours-eager"], variants["naive-eager"]
+            per_round = [
+                a["rps"] / b["rps"] for a, b in zip(ours["rounds"], naive["rounds"], strict=True)
+            ]
+            lines.append(
+                f"| {cell['rtt_ms']} | {cell['tls']} | "
+                f"{ours['summary']['rps'] / naive['summary']['rps']:.2f}x | "
+                f"{', '.join(f'{r:.2f}' for r in per_round)} |"
+            )
+    slopes = rtt_slopes(results)
+    if slopes:
+        lines += [
+            "",
+            "Round trips per request, from the steady-rate p50 against RTT "
+            "(slope of p50 between the smallest and the largest RTT):",
+            "",
+            "| variant | TLS | round trips per request |",
+            "|---|---|---:|",
+        ]
+        lines += [f"| {name} | {tls} | {slope:.2f} |" for (name, tls), slope in slopes.items()]
+    lines += ["", "| target | measured | met |", "|---|---|:-:|"]
+    for target in results["targets"]:
+        lines.append(
+            f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def rtt_slopes(results: dict[str, Any]) -> dict[tuple[str, str], float]:
+    """Extra milliseconds of steady-rate p50 per millisecond of RTT, per variant and TLS."""
+    points: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for cell in results["cells"]:
+        for name, variant in cell["variants"].items():
+            p50 = variant["summary"].get("steady_p50_ms")
+            if p50 is not None:
+                points.setdefault((name, cell["tls"]), []).append((cell["rtt_ms"], p50))
+    slopes = {}
+    for key, values in sorted(points.items()):
+        values.sort()
+        (low, low_p50), (high, high_p50) = values[0], values[-1]
+        if high > low:
+            slopes[key] = (high_p50 - low_p50) / (high - low)
+    return slopes
+
+
+def write_remote_chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    colors = {"ours-eager": "#1f77b4", "naive-eager": "#8c8c8c"}
+    styles = {"1.3": "-", "1.2": "--"}
+    series: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
+    for cell in results["cells"]:
+        for name, variant in cell["variants"].items():
+            s = variant["summary"]
+            series.setdefault((name, cell["tls"]), []).append(
+                (cell["rtt_ms"], s["rps"], s.get("steady_p99_ms") or float("nan"))
+            )
+    for (name, tls), values in sorted(series.items()):
+        values.sort()
+        rtts = [v[0] for v in values]
+        style = {"color": colors.get(name, "k"), "linestyle": styles.get(tls, ":"), "marker": "o"}
+        left.plot(rtts, [v[1] for v in values], label=f"{name}, TLS {tls}", **style)
+        right.plot(rtts, [v[2] for v in values], label=f"{name}, TLS {tls}", **style)
+    left.set_title("maximum req/s (wrk, closed loop)")
+    right.set_title("p99 ms at half the variant's maximum rate (Vegeta, open loop)")
+    for axis in (left, right):
+        axis.set_xlabel("round-trip time to LiveKit, ms")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    left.set_ylim(bottom=0)
+    right.set_ylim(bottom=0)
+    meta, settings = results["meta"], results["settings"]
+    figure.suptitle(
+        f"POST /livekit/token, eager room creation, LiveKit behind nginx TLS + Toxiproxy RTT — "
+        f"gunicorn {settings['gunicorn']}\n{meta['cpu_count']} CPUs ({meta['cpu_model']}), "
+        f"{meta['memory_gib']:.0f} GiB, Python {meta['python']}, {meta['date']}",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

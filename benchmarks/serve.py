@@ -34,8 +34,8 @@ WARNING_PATTERN = re.compile(
 class ServerSettings:
     """gunicorn settings, identical for every variant."""
 
-    workers: int = 2
-    threads: int = 4
+    workers: int = 1
+    threads: int = 8
     worker_class: str = "gthread"
     graceful_timeout: int = 10
 
@@ -167,6 +167,30 @@ class GunicornServer:
             self._process.kill()
             self._process.wait()
 
+    def connection_split(self) -> list[int]:
+        """Established client connections held by each worker right now, largest first.
+
+        gunicorn's workers share one listening socket; the kernel hands each new connection to
+        whichever worker accepts first, and a keep-alive client stays with that worker.
+        """
+        tree = process_tree(self.pid)
+        established = _established_inodes(self.port)
+        counts = []
+        for pid in tree[1:]:
+            inodes = set()
+            try:
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    try:
+                        target = os.readlink(fd)
+                    except OSError:
+                        continue
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+            except OSError:
+                continue
+            counts.append(len(inodes & established))
+        return sorted(counts, reverse=True)
+
     def warnings(self) -> list[str]:
         """Lines of the server log that look like a warning or an error."""
         text = self.log_path.read_text(errors="replace")
@@ -206,6 +230,21 @@ class GunicornServer:
         return True
 
 
+def _established_inodes(port: int) -> set[str]:
+    """Socket inodes of established TCP connections whose local port is ``port``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
 @dataclass
 class RssSampler:
     """Samples the summed RSS of a gunicorn master and its workers in a background thread."""
@@ -227,6 +266,8 @@ class RssSampler:
         assert self._thread is not None
         self._thread.join()
 
+    splits: list[list[int]] = field(default_factory=list)
+
     @property
     def peak(self) -> int:
         return max((rss for _, rss in self.samples), default=0)
@@ -234,5 +275,7 @@ class RssSampler:
     def _run(self) -> None:
         while True:
             self.samples.append((time.monotonic() - self._start, self.server.rss()))
+            if len(self.samples) % 10 == 5:
+                self.splits.append(self.server.connection_split())
             if self._stop.wait(self.interval):
                 return
