@@ -18,6 +18,12 @@ ports with its own API key, secret and webhook URLs::
 From a shell, ``python -m flask_livekit_onboarding.devserver`` prints the path of a usable
 binary (building it when needed) and ``python -m flask_livekit_onboarding.devserver serve``
 runs a server until interrupted.
+
+`LiveKitCluster` runs several nodes that share one Redis, as LiveKit runs in production
+(multi-node routing is on whenever ``redis`` is configured, ``--dev`` included)::
+
+    with LiveKitCluster(redis_url="redis://127.0.0.1:6379/0", nodes=2) as cluster:
+        first, second = cluster.nodes  # same key pair, one URL each
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -43,6 +50,7 @@ from types import TracebackType
 __all__ = [
     "LIVEKIT_SERVER_MODULE",
     "LIVEKIT_SERVER_VERSION",
+    "LiveKitCluster",
     "LiveKitDevServer",
     "LiveKitServerError",
     "build_livekit_server",
@@ -59,6 +67,7 @@ LIVEKIT_SERVER_MODULE = "github.com/livekit/livekit-server/cmd/server"
 LIVEKIT_SERVER_BIN_ENV = "LIVEKIT_SERVER_BIN"
 
 _VERSION_RE = re.compile(r"livekit-server version v?(\d+\.\d+\.\d+\S*)")
+_NODE_ID_RE = re.compile(r"starting LiveKit server\t.*?\"nodeID\": \"(ND_\w+)\"")
 # livekit-server reads these (and every LIVEKIT_* variable) as configuration; a host app's
 # LIVEKIT_URL or a developer's LIVEKIT_KEYS must not leak into the server under test.
 _SERVER_ENV_VARS = frozenset({"NODE_IP", "UDP_PORT", "REDIS_HOST", "REDIS_PASSWORD"})
@@ -245,6 +254,29 @@ def _stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
     process.wait()
 
 
+def _redis_config(url: str) -> dict[str, object]:
+    """livekit-server's ``redis:`` section for a ``redis://`` or ``rediss://`` URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise LiveKitServerError(
+            f"livekit-server needs a redis:// or rediss:// URL with a host, not {url!r}"
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    config: dict[str, object] = {"address": f"{host}:{parts.port or 6379}"}
+    db = parts.path.strip("/")
+    if db:
+        if not db.isdigit():
+            raise LiveKitServerError(f"the database in redis URL {url!r} is not a number")
+        config["db"] = int(db)
+    if parts.username:
+        config["username"] = urllib.parse.unquote(parts.username)
+    if parts.password:
+        config["password"] = urllib.parse.unquote(parts.password)
+    if parts.scheme == "rediss":
+        config["use_tls"] = True
+    return config
+
+
 class LiveKitDevServer:
     """A livekit-server process on loopback with its own keys, ports and webhook URLs.
 
@@ -253,6 +285,9 @@ class LiveKitDevServer:
     configured with `url` reach the same server after an outage.
     `webhook_urls` may be changed before any (re)start. Use it as a context manager, or call
     `close` yourself: the process is always terminated, then killed if it lingers.
+
+    With *redis_url* the server is one node of a cluster: it registers in that Redis and routes
+    rooms and participants to whichever node hosts them (see `LiveKitCluster`).
     """
 
     def __init__(
@@ -267,17 +302,25 @@ class LiveKitDevServer:
         log_level: str = "info",
         workdir: str | os.PathLike[str] | None = None,
         start_timeout: float = 30.0,
+        redis_url: str | None = None,
+        node_ip: str | None = None,
     ) -> None:
         """Prepare (not start) a server; *binary* defaults to `ensure_livekit_server`.
 
         *workdir* keeps the config and log (``livekit.log``) after `close`; by default they
-        live in a temporary directory removed on `close`.
+        live in a temporary directory removed on `close`. *redis_url* (``redis://host:port/db``)
+        makes it a cluster node; *node_ip* is the address it advertises to clients and other
+        nodes (*host* by default, which on loopback needs no external IP discovery).
         """
+        redis = _redis_config(redis_url) if redis_url is not None else None
         self.binary = os.fspath(binary) if binary is not None else ensure_livekit_server()
         self.api_key = api_key
         self.api_secret = api_secret if api_secret is not None else secrets.token_urlsafe(48)
         self.webhook_urls: list[str] = list(webhook_urls)
         self.host = host
+        self.redis_url = redis_url
+        self._redis = redis
+        self.node_ip = node_ip if node_ip is not None else host
         self.log_level = log_level
         self.start_timeout = start_timeout
         self._fixed_port = port
@@ -334,13 +377,15 @@ class LiveKitDevServer:
             "rtc": {
                 "tcp_port": self.rtc_tcp_port,
                 "udp_port": self.rtc_udp_port,
-                "node_ip": self.host,
+                "node_ip": self.node_ip,
                 "use_external_ip": False,
                 "enable_loopback_candidate": True,
             },
         }
         if self.webhook_urls:
             config["webhook"] = {"api_key": self.api_key, "urls": list(self.webhook_urls)}
+        if self._redis is not None:
+            config["redis"] = dict(self._redis)
         return config
 
     def _pick_ports(self) -> None:
@@ -421,6 +466,18 @@ class LiveKitDevServer:
         finally:
             connection.close()
 
+    @property
+    def node_id(self) -> str | None:
+        """The node ID (``ND_...``) the running server logged at start, or None."""
+        if not self.running:
+            return None
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        found = _NODE_ID_RE.findall(text)
+        return found[-1] if found else None
+
     def log_tail(self, lines: int = 30) -> str:
         """The last *lines* lines of the server log, for error messages."""
         try:
@@ -428,6 +485,20 @@ class LiveKitDevServer:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """End the server at once with SIGKILL, as a crash would (no drain, no deregistration).
+
+        A cluster node killed this way stays registered in Redis until its stats go stale.
+        `start` brings it back on the same ports.
+        """
+        process, self._process = self._process, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the server (keeping its ports, config and log for a later `start`)."""
@@ -467,6 +538,118 @@ class LiveKitDevServer:
         return f"<LiveKitDevServer {self.url} {state}>"
 
 
+class LiveKitCluster:
+    """Several livekit-server nodes on loopback sharing one Redis and one key pair.
+
+    Every node has its own URL (`urls`); in production a load balancer stands in front of
+    them. LiveKit places a new room on one of the nodes and routes server API calls and
+    participants to it from whichever node they reach. Each node posts the webhooks of the
+    rooms it hosts to every URL in `webhook_urls`. Redis itself is not started here: pass the
+    URL of a running one (a database of its own, e.g. ``redis://127.0.0.1:6379/0``).
+    Stop, `LiveKitDevServer.kill` or restart single nodes through `nodes` to test failures.
+    """
+
+    def __init__(
+        self,
+        binary: str | os.PathLike[str] | None = None,
+        *,
+        redis_url: str,
+        nodes: int = 2,
+        api_key: str = "devkey-onboarding",
+        api_secret: str | None = None,
+        webhook_urls: Sequence[str] = (),
+        host: str = "127.0.0.1",
+        log_level: str = "info",
+        workdir: str | os.PathLike[str] | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        """Prepare (not start) *nodes* nodes; *workdir* holds one ``node-<i>`` directory each."""
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        binary = os.fspath(binary) if binary is not None else ensure_livekit_server()
+        secret = api_secret if api_secret is not None else secrets.token_urlsafe(48)
+        self.nodes: list[LiveKitDevServer] = [
+            LiveKitDevServer(
+                binary,
+                api_key=api_key,
+                api_secret=secret,
+                webhook_urls=webhook_urls,
+                host=host,
+                log_level=log_level,
+                workdir=Path(workdir) / f"node-{index}" if workdir is not None else None,
+                start_timeout=start_timeout,
+                redis_url=redis_url,
+            )
+            for index in range(nodes)
+        ]
+        self.binary = binary
+        self.redis_url = redis_url
+        self.api_key = api_key
+        self.api_secret = secret
+
+    @property
+    def urls(self) -> list[str]:
+        """The WebSocket URL of each node, in `nodes` order."""
+        return [node.url for node in self.nodes]
+
+    @property
+    def webhook_urls(self) -> list[str]:
+        return list(self.nodes[0].webhook_urls)
+
+    @webhook_urls.setter
+    def webhook_urls(self, urls: Sequence[str]) -> None:
+        """Every node posts to all of *urls* from its next (re)start."""
+        for node in self.nodes:
+            node.webhook_urls = list(urls)
+
+    @property
+    def running(self) -> bool:
+        """True when every node runs."""
+        return all(node.running for node in self.nodes)
+
+    def start(self) -> None:
+        """Start every node that is not running, waiting for each health check."""
+        try:
+            for node in self.nodes:
+                node.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every node (ports, configs and logs are kept for a later `start`)."""
+        for node in self.nodes:
+            node.stop()
+
+    def close(self) -> None:
+        """Stop every node and remove the temporary directories."""
+        for node in self.nodes:
+            node.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last *lines* lines of each node's log, for error messages."""
+        return "\n".join(
+            f"--- node {index} ({node.url}) ---\n{node.log_tail(lines)}"
+            for index, node in enumerate(self.nodes)
+        )
+
+    def __enter__(self) -> LiveKitCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        running = sum(node.running for node in self.nodes)
+        return f"<LiveKitCluster {running} of {len(self.nodes)} nodes running>"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``ensure`` (default): print a livekit-server path; ``serve``: run one until Ctrl-C."""
     parser = argparse.ArgumentParser(
@@ -477,23 +660,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", default=LIVEKIT_SERVER_VERSION, dest="server_version")
     parser.add_argument("--port", type=int, default=None, help="HTTP/WebSocket port (serve)")
     parser.add_argument("--webhook-url", action="append", default=[], help="(serve)")
+    parser.add_argument(
+        "--redis-url", default=None, help="run cluster nodes sharing this Redis (serve)"
+    )
+    parser.add_argument("--nodes", type=int, default=1, help="how many nodes (serve, with Redis)")
     args = parser.parse_args(argv)
+    if args.nodes < 1 or (args.nodes > 1 and args.redis_url is None):
+        parser.error("--nodes needs --redis-url and a count of at least 1")
+    if args.redis_url is not None and args.port is not None:
+        parser.error("--port cannot be combined with --redis-url: every node gets a free port")
     try:
         binary = ensure_livekit_server(args.server_version)
         if args.command == "ensure":
             print(binary)
             return 0
-        with LiveKitDevServer(binary, port=args.port, webhook_urls=args.webhook_url) as server:
-            print(f"LIVEKIT_URL={server.url}")
-            print(f"LIVEKIT_API_KEY={server.api_key}")
-            print(f"LIVEKIT_API_SECRET={server.api_secret}", flush=True)
+        servers: LiveKitCluster | LiveKitDevServer
+        if args.redis_url is not None:
+            servers = LiveKitCluster(
+                binary, redis_url=args.redis_url, nodes=args.nodes, webhook_urls=args.webhook_url
+            )
+        else:
+            servers = LiveKitDevServer(binary, port=args.port, webhook_urls=args.webhook_url)
+        with servers:
+            nodes = servers.nodes if isinstance(servers, LiveKitCluster) else [servers]
+            print(f"LIVEKIT_URL={nodes[0].url}")
+            print(f"LIVEKIT_API_KEY={servers.api_key}")
+            print(f"LIVEKIT_API_SECRET={servers.api_secret}", flush=True)
+            if len(nodes) > 1:
+                print(f"LIVEKIT_NODE_URLS={','.join(node.url for node in nodes)}", flush=True)
             try:
-                while server.running:
+                while servers.running:
                     time.sleep(0.5)
             except KeyboardInterrupt:
                 pass
-            if not server.running:
-                print(server.log_tail(), file=sys.stderr)
+            if not servers.running:
+                print(servers.log_tail(), file=sys.stderr)
                 return 1
     except LiveKitServerError as exc:
         print(f"error: {exc}", file=sys.stderr)

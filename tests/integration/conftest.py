@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import pytest
 
 from flask_livekit_onboarding.devserver import (
+    LiveKitCluster,
     LiveKitDevServer,
     LiveKitServerError,
     ensure_livekit_server,
@@ -127,6 +128,46 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+#: App hosts of the cluster tests: "a" and "b" share Redis for webhook de-duplication,
+#: "solo-a" and "solo-b" keep the in-process default.
+CLUSTER_HOSTS = ("a", "b", "solo-a", "solo-b")
+
+
+@pytest.fixture(scope="session")
+def cluster_webhook_ports() -> dict[str, int]:
+    """Loopback port of each cluster test host; every cluster node posts webhooks to all."""
+    return {host: free_port() for host in CLUSTER_HOSTS}
+
+
+@pytest.fixture(scope="session")
+def livekit_cluster(
+    redis_server: str, cluster_webhook_ports: dict[str, int]
+) -> Iterator[LiveKitCluster]:
+    """Two livekit-server nodes sharing the session's Redis (database 0) and one key pair."""
+    try:
+        binary = ensure_livekit_server()
+    except LiveKitServerError as exc:
+        _unavailable(f"no livekit-server binary: {exc}")
+    cluster = LiveKitCluster(
+        binary,
+        redis_url=redis_server,
+        nodes=2,
+        webhook_urls=[
+            f"http://127.0.0.1:{port}/livekit/webhook" for port in cluster_webhook_ports.values()
+        ],
+    )
+    try:
+        cluster.start()
+    except LiveKitServerError as exc:
+        cluster.close()
+        _unavailable(f"the livekit-server cluster did not start: {exc}")
+    try:
+        yield cluster
+    finally:
+        _quiesce_livekit_sdk()
+        cluster.close()
 
 
 @pytest.fixture
