@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from flask_livekit_onboarding.config import DEFAULTS, load_config
     from flask_livekit_onboarding.livekit_bridge import LiveKitBridge
-    from flask_livekit_onboarding.room_metadata import encode_metadata
+    from flask_livekit_onboarding.envelope import encode_metadata
     from flask_livekit_onboarding.testing import LiveKitDevServer, ensure_livekit_server
 
     rows: list[tuple[str, float, float, float | None]] = []

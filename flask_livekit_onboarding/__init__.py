@@ -1,26 +1,75 @@
-"""Live onboarding sessions on LiveKit for any Flask app."""
+"""Live onboarding sessions on LiveKit for any Flask app.
+
+The Flask parts load on first use, so an agent process can import
+:mod:`flask_livekit_onboarding.envelope` without importing Flask.
+"""
 
 from __future__ import annotations
 
-from . import signals
-from .blueprint import create_blueprint
-from .dedupe import DedupeUnavailable, MemoryDedupe, RedisDedupe, WebhookDedupe
-from .errors import (
-    ApiError,
-    ConfigurationError,
-    LiveKitError,
-    LiveKitTimeout,
-    LiveKitUnavailable,
-    OnboardingError,
-)
-from .extension import LiveKitOnboarding
-from .hooks import Identity, RoomAction
-from .room_metadata import OnboardingRoom, decode_context
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("flask-livekit-onboarding")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+if TYPE_CHECKING:
+    from . import signals
+    from .dedupe import MemoryDedupe, RedisDedupe, WebhookDedupe
+    from .envelope import OnboardingRoom, decode_context
+    from .errors import (
+        ApiError,
+        BadRequest,
+        ConfigurationError,
+        DedupeUnavailable,
+        Forbidden,
+        LiveKitError,
+        LiveKitTimeout,
+        LiveKitUnavailable,
+        OnboardingError,
+        RoomNotFound,
+        Unauthorized,
+        ValidationFailed,
+    )
+    from .extension import LiveKitOnboarding
+    from .hooks import Identity, RoomAction
+    from .http import create_blueprint
+    from .state import OnboardingState
+
+_EXPORTS = {
+    "signals": "signals",
+    "MemoryDedupe": "dedupe",
+    "RedisDedupe": "dedupe",
+    "WebhookDedupe": "dedupe",
+    "OnboardingRoom": "envelope",
+    "decode_context": "envelope",
+    "ApiError": "errors",
+    "BadRequest": "errors",
+    "ConfigurationError": "errors",
+    "DedupeUnavailable": "errors",
+    "Forbidden": "errors",
+    "LiveKitError": "errors",
+    "LiveKitTimeout": "errors",
+    "LiveKitUnavailable": "errors",
+    "OnboardingError": "errors",
+    "RoomNotFound": "errors",
+    "Unauthorized": "errors",
+    "ValidationFailed": "errors",
+    "LiveKitOnboarding": "extension",
+    "Identity": "hooks",
+    "RoomAction": "hooks",
+    "create_blueprint": "http",
+    "OnboardingState": "state",
+}
 
 __all__ = [
     "ApiError",
+    "BadRequest",
     "ConfigurationError",
     "DedupeUnavailable",
+    "Forbidden",
     "Identity",
     "LiveKitError",
     "LiveKitOnboarding",
@@ -29,10 +78,25 @@ __all__ = [
     "MemoryDedupe",
     "OnboardingError",
     "OnboardingRoom",
+    "OnboardingState",
     "RedisDedupe",
     "RoomAction",
+    "RoomNotFound",
+    "Unauthorized",
+    "ValidationFailed",
+    "WebhookDedupe",
+    "__version__",
     "create_blueprint",
     "decode_context",
-    "WebhookDedupe",
     "signals",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    loaded = importlib.import_module(f".{module}", __name__)
+    value = loaded if name == module else getattr(loaded, name)
+    globals()[name] = value
+    return value

@@ -19,8 +19,9 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from livekit import api
 
-from . import signals
+from . import sessions
 from .config import MAX_NAME_LENGTH, OnboardingConfig, load_config
+from .envelope import OnboardingRoom
 from .errors import (
     ConfigurationError,
     LiveKitError,
@@ -29,10 +30,7 @@ from .errors import (
     RoomNotFound,
 )
 from .hooks import Identity
-from .room_metadata import OnboardingRoom
-from .rooms import delete_room, find_room, list_rooms, start_room
 from .state import OnboardingState, get_state
-from .tokens import mint_participant_token
 
 livekit_cli = AppGroup("livekit", help="Onboarding sessions on LiveKit.")
 
@@ -84,58 +82,25 @@ def token_command(
         _check_name(name, "--name")
     if room_name is not None and context_json is not None:
         raise click.UsageError("--context applies to new rooms only; leave out --room.")
-    app = _app()
-    state = _state(app)
+    state = _state(_app())
     participant = Identity(identity=identity, name=name or identity)
-    room_config = None
+    context = _parse_context(context_json) if room_name is None else None
     with _livekit_errors(state.config):
-        if room_name is not None:
-            if find_room(state, room_name) is None:
-                raise click.ClickException(f"No onboarding room named {room_name!r} is live.")
-        else:
-            context = _parse_context(context_json)
-            try:
-                room_name, room_config = start_room(state, identity, context)
-            except ConfigurationError:
-                raise click.BadParameter(
-                    "makes the room metadata larger than LiveKit's 64 KiB.", param_hint="--context"
-                ) from None
-            signals.room_created.send(
-                app,
-                room_name=room_name,
-                identity=participant,
-                context=context,
-                mode=state.config.room_creation,
+        try:
+            issued = sessions.issue_token(
+                state, participant, room_name=room_name, context=context, ttl=ttl, as_operator=True
             )
-    expires_in = ttl or state.config.token_ttl
-    token = mint_participant_token(
-        state.config,
-        room_name=room_name,
-        identity=identity,
-        name=participant.name or identity,
-        room_config=room_config,
-        ttl=expires_in,
-    )
-    signals.token_issued.send(
-        app,
-        room_name=room_name,
-        identity=participant,
-        participant_name=participant.name,
-        expires_in=expires_in,
-    )
+        except ConfigurationError:
+            raise click.BadParameter(
+                "makes the room metadata larger than LiveKit's 64 KiB.", param_hint="--context"
+            ) from None
     if as_json:
-        response = {
-            "server_url": state.config.public_url,
-            "participant_token": token,
-            "room_name": room_name,
-            "participant_name": participant.name,
-        }
-        click.echo(json.dumps(response, indent=2))
+        click.echo(json.dumps(issued.response_body(), indent=2))
         return
-    click.echo(f"room: {room_name}", err=True)
-    click.echo(f"server_url: {state.config.public_url}", err=True)
-    click.echo(f"expires in: {expires_in}s", err=True)
-    click.echo(token)
+    click.echo(f"room: {issued.room_name}", err=True)
+    click.echo(f"server_url: {issued.server_url}", err=True)
+    click.echo(f"expires in: {issued.expires_in}s", err=True)
+    click.echo(issued.participant_token)
 
 
 @livekit_cli.command("rooms")
@@ -147,7 +112,7 @@ def rooms_command(as_json: bool) -> None:
     """
     state = _state(_app())
     with _livekit_errors(state.config):
-        rooms = list_rooms(state)
+        rooms = sessions.list_sessions(state)
     now = int(time.time())
     if as_json:
         click.echo(json.dumps([_room_row(room, now) for room in rooms], indent=2))
@@ -167,14 +132,9 @@ def rooms_command(as_json: bool) -> None:
 @click.argument("room_name")
 def end_command(room_name: str) -> None:
     """End the onboarding session in ROOM_NAME: close the room and disconnect everyone."""
-    app = _app()
-    state = _state(app)
+    state = _state(_app())
     with _livekit_errors(state.config):
-        room = find_room(state, room_name)
-        if room is None:
-            raise click.ClickException(f"No onboarding room named {room_name!r} is live.")
-        delete_room(state, room.name)
-    signals.session_ended.send(app, room_name=room.name, identity=None)
+        room = sessions.end_session(state, None, room_name)
     click.echo(f"Ended {room.name}: the room is closed and everyone in it disconnected.")
 
 
@@ -195,7 +155,7 @@ def check_command(timeout: float) -> None:
         raise click.ClickException(f"Configuration is invalid: {error}") from None
     state = _state(app)
     with _livekit_errors(config, timeout):
-        response = state.bridge.call(
+        response = state.livekit.call(
             lambda lk: lk.room.list_rooms(api.ListRoomsRequest()), timeout=timeout
         )
     onboarding = [r for r in response.rooms if OnboardingRoom.from_room(r) is not None]

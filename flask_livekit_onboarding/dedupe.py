@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from .config import OnboardingConfig
-from .errors import ApiError, ConfigurationError
+from .errors import ConfigurationError, DedupeUnavailable
 
 if TYPE_CHECKING:
     import redis
@@ -25,14 +25,6 @@ if TYPE_CHECKING:
 REDIS_KEY_PREFIX = "livekit-onboarding:webhook:"
 #: Most event ids the in-process store remembers at once.
 MEMORY_MAX_ENTRIES = 100_000
-
-
-class DedupeUnavailable(ApiError):
-    """The shared de-duplication store cannot be reached; LiveKit retries on a 503."""
-
-    code = 503
-    error_code = "dedupe_unavailable"
-    description = "The webhook de-duplication store is unavailable; retry later."
 
 
 class WebhookDedupe(ABC):

@@ -1,11 +1,16 @@
-"""Exceptions of the extension; the HTTP ones render as one JSON error shape."""
+"""Exceptions of the extension; the HTTP ones render as one JSON error shape.
+
+Every HTTP error is an :class:`ApiError` and also the matching werkzeug exception
+(:class:`Forbidden` is a ``werkzeug.exceptions.Forbidden``), so a host can catch or render
+them like any other werkzeug error.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Response, json
+from werkzeug import exceptions as wz
 
 
 class OnboardingError(Exception):
@@ -16,76 +21,114 @@ class ConfigurationError(OnboardingError, ValueError):
     """The app's configuration or hooks are missing or invalid."""
 
 
-class ApiError(OnboardingError, HTTPException):
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """The JSON body of every error answer: ``{"error": {"code", "message", "field"?}}``."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    return {"error": body}
+
+
+class ApiError(OnboardingError, wz.HTTPException):
     """An HTTP error answered as ``{"error": {"code": ..., "message": ..., "field": ...}}``.
 
-    Subclasses are werkzeug ``HTTPException``\\ s, so a host app may override their rendering
-    with ``app.errorhandler(ApiError)``.
+    Rendering a host's own way: ``app.errorhandler(ApiError)`` (or a per-status handler such
+    as ``app.errorhandler(403)``) takes over for the extension's routes.
     """
 
-    code = 400
-    error_code = "bad_request"
+    #: None on the base class, so ``app.errorhandler(ApiError)`` covers every status.
+    code: int | None = None
+    error_code = "error"
+    description = "The request failed."
 
     def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
-        super().__init__(message or self.description)
+        super().__init__(description=message or self.description)
         self.field = field
 
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.error_code, "message": self.description}
-        if self.field:
-            body["field"] = self.field
-        return {"error": body}
+        return error_body(self.error_code, self.description or "", self.field)
 
     def get_response(self, environ: Any = None, scope: Any = None) -> Response:
-        response = jsonify(self.to_dict())
-        response.status_code = self.code or 500
-        response.headers["Cache-Control"] = "no-store"
+        response = Response(
+            json.dumps(self.to_dict()), status=self.code or 500, mimetype="application/json"
+        )
+        for name, value in self.extra_headers():
+            response.headers[name] = value
         return response
 
+    def extra_headers(self) -> list[tuple[str, str]]:
+        """Headers the status requires besides the body (``Allow`` for a 405)."""
+        return []
 
-class BadRequest(ApiError):
+
+class BadRequest(ApiError, wz.BadRequest):
     code = 400
     error_code = "bad_request"
     description = "The request is malformed."
 
 
-class Unauthorized(ApiError):
+class Unauthorized(ApiError, wz.Unauthorized):
     code = 401
     error_code = "unauthorized"
     description = "Sign in first: no identity for this request."
 
 
-class Forbidden(ApiError):
+class Forbidden(ApiError, wz.Forbidden):
     code = 403
     error_code = "forbidden"
     description = "Not allowed."
 
 
-class RoomNotFound(ApiError):
+class NotFound(ApiError, wz.NotFound):
+    code = 404
+    error_code = "not_found"
+    description = "No such route of the onboarding extension."
+
+
+class RoomNotFound(NotFound):
     code = 404
     error_code = "room_not_found"
     description = "No such onboarding room."
 
 
-class PayloadTooLarge(ApiError):
+class MethodNotAllowed(ApiError, wz.MethodNotAllowed):
+    code = 405
+    error_code = "method_not_allowed"
+    description = "This route does not take that HTTP method."
+
+    def __init__(self, valid_methods: list[str], message: str | None = None) -> None:
+        ApiError.__init__(self, message)
+        self.valid_methods = valid_methods
+
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("Allow", ", ".join(self.valid_methods or []))]
+
+
+class RequestEntityTooLarge(ApiError, wz.RequestEntityTooLarge):
     code = 413
-    error_code = "payload_too_large"
+    error_code = "request_entity_too_large"
     description = "The request body is too large."
 
 
-class UnsupportedMediaType(ApiError):
+class UnsupportedMediaType(ApiError, wz.UnsupportedMediaType):
     code = 415
     error_code = "unsupported_media_type"
     description = "Send the request body as application/json."
 
 
-class ValidationFailed(ApiError):
+class ValidationFailed(ApiError, wz.UnprocessableEntity):
     code = 422
     error_code = "validation_failed"
     description = "A field of the request is invalid."
 
 
-class LiveKitError(ApiError):
+class TooManyRequests(ApiError, wz.TooManyRequests):
+    code = 429
+    error_code = "too_many_requests"
+    description = "Too many requests; try again later."
+
+
+class LiveKitError(ApiError, wz.BadGateway):
     """LiveKit answered with an error this extension cannot turn into a client error."""
 
     code = 502
@@ -93,28 +136,51 @@ class LiveKitError(ApiError):
     description = "LiveKit answered with an error."
 
 
-class LiveKitUnavailable(ApiError):
+class LiveKitUnavailable(ApiError, wz.ServiceUnavailable):
     code = 503
     error_code = "livekit_unavailable"
     description = "LiveKit cannot be reached right now; try again shortly."
 
 
-class LiveKitTimeout(ApiError):
+class DedupeUnavailable(ApiError, wz.ServiceUnavailable):
+    """The shared de-duplication store cannot be reached; LiveKit retries on a 503."""
+
+    code = 503
+    error_code = "dedupe_unavailable"
+    description = "The webhook de-duplication store is unavailable; retry later."
+
+
+class LiveKitTimeout(ApiError, wz.GatewayTimeout):
     code = 504
     error_code = "livekit_timeout"
     description = "LiveKit did not answer in time; try again shortly."
 
 
-def http_error_response(error: HTTPException) -> Response:
-    """Render any werkzeug error raised inside the blueprint in the extension's JSON shape."""
+#: The extension's error for each werkzeug error Flask or werkzeug may raise inside its routes.
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    413: RequestEntityTooLarge,
+    415: UnsupportedMediaType,
+    422: ValidationFailed,
+    429: TooManyRequests,
+}
+
+
+def as_api_error(error: wz.HTTPException) -> ApiError:
+    """``error`` as an :class:`ApiError` (werkzeug's own errors get the extension's shape)."""
     if isinstance(error, ApiError):
-        return error.get_response()
-    code = error.code or 500
-    name = (error.name or "error").lower().replace(" ", "_")
-    response = jsonify({"error": {"code": name, "message": error.description or error.name}})
-    response.status_code = code
-    response.headers["Cache-Control"] = "no-store"
-    allowed = dict(error.get_headers()).get("Allow")
-    if allowed:
-        response.headers["Allow"] = allowed
-    return response
+        return error
+    if isinstance(error, wz.MethodNotAllowed):
+        return MethodNotAllowed(list(error.valid_methods or []))
+    kind = _BY_STATUS.get(error.code or 400)
+    if kind is not None:
+        converted = kind(error.description)
+    else:
+        converted = ApiError(error.description)
+        converted.code = error.code or 500
+        converted.error_code = (error.name or "error").lower().replace(" ", "_")
+    converted.__cause__ = error
+    return converted

@@ -1,4 +1,4 @@
-"""The Flask extension object: hooks, ``init_app`` and per-app state."""
+"""The Flask extension object: hook decorators and ``init_app``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from typing import TypeVar
 
 from flask import Flask
 
-from .blueprint import create_blueprint
 from .cli import livekit_cli
-from .config import DEFAULTS, load_config
+from .config import DEFAULTS, OnboardingConfig, load_config
 from .dedupe import WebhookDedupe, make_dedupe_store
-from .hooks import ContextProvider, IdentityLoader, RoomAuthorizer
-from .livekit_bridge import LiveKitBridge
+from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
+from .http import create_blueprint
+from .livekit_bridge import LiveKitBridge, LiveKitClient
 from .state import EXTENSION_KEY, OnboardingState, get_state
 
 F = TypeVar("F", bound=IdentityLoader)
@@ -28,9 +28,7 @@ class LiveKitOnboarding:
 
     def __init__(self, app: Flask | None = None, *, blueprint_name: str = "livekit_onboarding"):
         self.blueprint_name = blueprint_name
-        self.identity_loader_function: IdentityLoader | None = None
-        self.context_provider_function: ContextProvider | None = None
-        self.room_authorizer_function: RoomAuthorizer | None = None
+        self.hooks = Hooks()
         if app is not None:
             self.init_app(app)
 
@@ -43,12 +41,15 @@ class LiveKitOnboarding:
         *,
         register_blueprint: bool = True,
         dedupe_store: WebhookDedupe | None = None,
+        livekit: LiveKitClient | None = None,
     ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
         With ``register_blueprint=False`` mount :func:`create_blueprint` yourself.
         ``dedupe_store`` replaces the webhook de-duplication store the config selects (in
-        process, or Redis with ``LIVEKIT_ONBOARDING_REDIS_URL``); the app's state closes it.
+        process, or Redis with ``LIVEKIT_ONBOARDING_REDIS_URL``); ``livekit`` replaces the
+        LiveKit client (for tests: :class:`flask_livekit_onboarding.testing.FakeLiveKit`).
+        The app's state closes both.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -59,9 +60,9 @@ class LiveKitOnboarding:
             app.config.setdefault(key, value)
         config = load_config(app.config)
         app.extensions[EXTENSION_KEY] = OnboardingState(
-            extension=self,
             config=config,
-            bridge=LiveKitBridge(config),
+            hooks=self.hooks,
+            livekit=livekit if livekit is not None else _default_client(config),
             dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
         )
         app.cli.add_command(livekit_cli)
@@ -76,15 +77,19 @@ class LiveKitOnboarding:
 
     def identity_loader(self, function: F) -> F:
         """Register the function telling who the current request's user is."""
-        self.identity_loader_function = function
+        self.hooks.identity_loader = function
         return function
 
     def context_provider(self, function: C) -> C:
         """Register the function giving a new room's onboarding context."""
-        self.context_provider_function = function
+        self.hooks.context_provider = function
         return function
 
     def room_authorizer(self, function: A) -> A:
         """Register the function deciding access to onboarding rooms the caller does not own."""
-        self.room_authorizer_function = function
+        self.hooks.room_authorizer = function
         return function
+
+
+def _default_client(config: OnboardingConfig) -> LiveKitClient:
+    return LiveKitBridge(config)

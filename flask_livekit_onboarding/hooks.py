@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from .room_metadata import OnboardingRoom
+from .envelope import OnboardingRoom
 
 #: What a caller wants to do with an existing onboarding room.
 RoomAction = Literal["join", "view", "update_context", "end"]
@@ -43,3 +42,12 @@ class RoomAuthorizer(Protocol):
     """Decide whether ``identity`` may do ``action`` on a room it does not own."""
 
     def __call__(self, identity: Identity, room: OnboardingRoom, action: RoomAction) -> bool: ...
+
+
+@dataclass
+class Hooks:
+    """The functions a host registered; shared by every app the extension is initialised on."""
+
+    identity_loader: IdentityLoader | None = None
+    context_provider: ContextProvider | None = None
+    room_authorizer: RoomAuthorizer | None = None

@@ -12,7 +12,7 @@ from .token_request import TokenRequest
 
 def current_identity(state: OnboardingState) -> Identity:
     """The caller as the host's ``identity_loader`` sees it; 401 when nobody is signed in."""
-    loader = state.extension.identity_loader_function
+    loader = state.hooks.identity_loader
     if loader is None:
         raise Unauthorized(
             "No identity_loader is registered: decorate a function with "
@@ -39,7 +39,7 @@ def token_identity(state: OnboardingState, request: TokenRequest) -> Identity:
     ``LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY`` is on.
     """
     config = state.config
-    if state.extension.identity_loader_function is None and config.allow_anonymous:
+    if state.hooks.identity_loader is None and config.allow_anonymous:
         base = Identity(identity=f"guest-{secrets.token_hex(8)}", name=None)
         if not config.allow_client_identity:
             _refuse_unless_absent(request.participant_identity, "participant_identity")

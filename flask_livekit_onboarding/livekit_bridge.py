@@ -14,7 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 from livekit import api
@@ -30,6 +30,18 @@ LiveKitCall = Callable[[api.LiveKitAPI], Awaitable[T]]
 # A pooled keep-alive connection that LiveKit closed (restart, idle timeout) fails before any
 # byte of the request is processed, so one immediate retry on a fresh connection is safe.
 _STALE_CONNECTION_ERRORS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+class LiveKitClient(Protocol):
+    """What the extension needs from a LiveKit connection: bounded calls, and closing.
+
+    :class:`LiveKitBridge` is the real one; :class:`flask_livekit_onboarding.testing.FakeLiveKit`
+    is an in-memory double for host tests. Pass either to ``init_app(app, livekit=...)``.
+    """
+
+    def call(self, fn: LiveKitCall[T], *, timeout: float | None = None) -> T: ...
+
+    def close(self) -> None: ...
 
 
 class LiveKitBridge:

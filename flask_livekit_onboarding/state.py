@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
 from .config import OnboardingConfig
 from .dedupe import WebhookDedupe
-from .livekit_bridge import LiveKitBridge
-
-if TYPE_CHECKING:
-    from .extension import LiveKitOnboarding
+from .hooks import Hooks
+from .livekit_bridge import LiveKitClient
 
 #: The key in ``app.extensions``.
 EXTENSION_KEY = "livekit_onboarding"
@@ -20,16 +17,16 @@ EXTENSION_KEY = "livekit_onboarding"
 
 @dataclass
 class OnboardingState:
-    """The extension, validated config, LiveKit bridge and webhook de-duplication of one app."""
+    """The validated config, host hooks, LiveKit client and webhook de-duplication of one app."""
 
-    extension: LiveKitOnboarding
     config: OnboardingConfig
-    bridge: LiveKitBridge
+    hooks: Hooks
+    livekit: LiveKitClient
     dedupe: WebhookDedupe
 
     def close(self) -> None:
         """Release the LiveKit connection and the de-duplication store of this app."""
-        self.bridge.close()
+        self.livekit.close()
         self.dedupe.close()
 
 

@@ -1,11 +1,24 @@
 """Helpers for testing a host app that uses flask-livekit-onboarding.
 
-A real LiveKit server for integration tests comes from :mod:`flask_livekit_onboarding.devserver`;
-its public names are re-exported here so ``from flask_livekit_onboarding.testing import
-LiveKitDevServer`` keeps working.
+- :class:`FakeLiveKit`: an in-memory LiveKit room service, plugged in with
+  ``onboarding.init_app(app, livekit=FakeLiveKit())``, so unit tests need no server.
+- :func:`sign_webhook`: the ``Authorization`` header LiveKit would send with a webhook body.
+- A real LiveKit server for integration tests: :class:`LiveKitDevServer` and
+  :func:`ensure_livekit_server`, re-exported from :mod:`flask_livekit_onboarding.devserver`.
 """
 
 from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from livekit import api
 
 from .devserver import (
     LIVEKIT_SERVER_VERSION,
@@ -14,11 +27,174 @@ from .devserver import (
     ensure_livekit_server,
     free_port,
 )
+from .envelope import encode_metadata
+from .livekit_bridge import server_error
 
 __all__ = [
     "LIVEKIT_SERVER_VERSION",
+    "FakeLiveKit",
+    "FakeRoomService",
     "LiveKitDevServer",
     "LiveKitServerError",
     "ensure_livekit_server",
     "free_port",
+    "sign_webhook",
+    "webhook_body",
 ]
+
+T = TypeVar("T")
+
+
+def _not_found(what: str) -> api.TwirpError:
+    return api.TwirpError(api.TwirpErrorCode.NOT_FOUND, f"{what} not found", status=404)
+
+
+class FakeRoomService:
+    """Rooms and participants in memory, answering like livekit-server's RoomService."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, api.Room] = {}
+        self.participants: dict[str, list[api.ParticipantInfo]] = {}
+        #: Every request received, in order.
+        self.requests: list[Any] = []
+        #: Drop a room right after it was looked up, as if it closed in between.
+        self.vanish_after_lookup = False
+
+    async def create_room(self, request: api.CreateRoomRequest) -> api.Room:
+        self.requests.append(request)
+        room = self.rooms.get(request.name)
+        if room is None:
+            room = api.Room(
+                name=request.name,
+                sid=f"RM_{len(self.rooms)}_{request.name[-6:]}",
+                metadata=request.metadata,
+                empty_timeout=request.empty_timeout,
+                departure_timeout=request.departure_timeout,
+                max_participants=request.max_participants,
+                creation_time=int(time.time()),
+            )
+            self.rooms[request.name] = room
+        return room
+
+    async def list_rooms(self, request: api.ListRoomsRequest) -> api.ListRoomsResponse:
+        self.requests.append(request)
+        names = set(request.names)
+        rooms = [r for r in self.rooms.values() if not names or r.name in names]
+        if self.vanish_after_lookup:
+            for room in rooms:
+                self.rooms.pop(room.name, None)
+        return api.ListRoomsResponse(rooms=rooms)
+
+    async def list_participants(
+        self, request: api.ListParticipantsRequest
+    ) -> api.ListParticipantsResponse:
+        self.requests.append(request)
+        if request.room not in self.rooms:
+            raise _not_found("room")
+        return api.ListParticipantsResponse(participants=self.participants.get(request.room, []))
+
+    async def update_room_metadata(self, request: api.UpdateRoomMetadataRequest) -> api.Room:
+        self.requests.append(request)
+        if request.room not in self.rooms:
+            raise _not_found("room")
+        self.rooms[request.room].metadata = request.metadata
+        return self.rooms[request.room]
+
+    async def delete_room(self, request: api.DeleteRoomRequest) -> api.DeleteRoomResponse:
+        self.requests.append(request)
+        if request.room not in self.rooms:
+            raise _not_found("room")
+        del self.rooms[request.room]
+        self.participants.pop(request.room, None)
+        return api.DeleteRoomResponse()
+
+
+class FakeLiveKit:
+    """An in-memory stand-in for the app's LiveKit client, for unit tests of a host app.
+
+    ``fail_with`` makes every call raise that exception instead (e.g.
+    :class:`~flask_livekit_onboarding.LiveKitUnavailable`), as the real client does when
+    LiveKit is unreachable or slow; LiveKit's own error answers are translated as the real
+    client translates them.
+    """
+
+    def __init__(self) -> None:
+        self.room = FakeRoomService()
+        self.fail_with: Exception | None = None
+        #: How many calls were made, and the timeout each asked for.
+        self.calls = 0
+        self.timeouts: list[float | None] = []
+
+    def __repr__(self) -> str:
+        return f"<FakeLiveKit rooms={len(self.room.rooms)}>"
+
+    def call(self, fn: Callable[[Any], Awaitable[T]], *, timeout: float | None = None) -> T:
+        """Run ``fn`` against the in-memory services, as the real client runs it on LiveKit."""
+        self.calls += 1
+        self.timeouts.append(timeout)
+        try:
+            if self.fail_with is not None:
+                raise self.fail_with
+            return asyncio.run(_awaited(fn(self)))
+        except api.TwirpError as error:
+            raise server_error(error) from None
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def add_room(
+        self,
+        name: str,
+        *,
+        owner: str | None = "user-1",
+        context: Mapping[str, Any] | None = None,
+        created_at: int | None = None,
+        metadata: str | None = None,
+        participants: Iterable[tuple[str, str, Any]] = (),
+    ) -> api.Room:
+        """Put a live room in place; an onboarding room unless ``owner`` is None or
+        ``metadata`` is given. ``participants`` are ``(identity, name, kind)`` triples.
+        """
+        created = int(time.time()) if created_at is None else created_at
+        if metadata is None:
+            metadata = "" if owner is None else encode_metadata(owner, context or {}, created)
+        people = [
+            api.ParticipantInfo(identity=identity, name=pname, kind=kind, joined_at=created + 1)
+            for identity, pname, kind in participants
+        ]
+        room = api.Room(
+            name=name,
+            sid=f"RM_{name}",
+            metadata=metadata,
+            creation_time=created,
+            num_participants=len(people),
+        )
+        self.room.rooms[name] = room
+        self.room.participants[name] = people
+        return room
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def webhook_body(event: str, *, room: api.Room | None = None, **fields: Any) -> bytes:
+    """A webhook body as LiveKit sends it: a JSON ``WebhookEvent`` with a fresh id and time."""
+    document: dict[str, Any] = {
+        "event": event,
+        "id": fields.pop("id", f"EV_{time.time_ns()}"),
+        "createdAt": str(fields.pop("created_at", int(time.time()))),
+    }
+    if room is not None:
+        from google.protobuf.json_format import MessageToDict
+
+        document["room"] = MessageToDict(room)
+    document.update(fields)
+    return json.dumps(document).encode()
+
+
+def sign_webhook(body: bytes, api_key: str, api_secret: str) -> str:
+    """The ``Authorization`` header value LiveKit sends with ``body``, signed with the key pair."""
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    token = api.AccessToken(api_key, api_secret).with_sha256(digest)
+    return token.with_ttl(datetime.timedelta(minutes=5)).to_jwt()

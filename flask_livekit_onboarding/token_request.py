@@ -1,18 +1,18 @@
-"""Reading and validating request bodies: the standard token request and its limits."""
+"""The standard token request: its fields, validated against LiveKit's limits."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Request
 from google.protobuf.json_format import ParseDict, ParseError
 from livekit import api
 
-from .config import MAX_METADATA_BYTES, MAX_NAME_LENGTH
-from .errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from .errors import ValidationFailed
+from .limits import check_attributes, check_metadata, check_name, check_size
+
+T = TypeVar("T")
 
 #: Fields of ``room_config`` a client may set; everything else is the deployment's choice.
 CLIENT_ROOM_CONFIG_FIELDS = frozenset({"agents"})
@@ -48,81 +48,24 @@ class TokenRequest:
     agents: tuple[AgentRequest, ...] = field(default_factory=tuple)
 
 
-def read_json_object(request: Request) -> dict[str, Any]:
-    """Return the request's JSON object; an empty body counts as ``{}``.
-
-    Wrong content type -> 415, invalid JSON or not an object -> 400. Size is capped by
-    ``request.max_content_length`` (413), set by the blueprint.
-    """
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        return {}
-    if not request.is_json:
-        raise UnsupportedMediaType(
-            f"Send the body as application/json, not {request.mimetype or 'no content type'}."
-        )
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest(f"The body is not valid JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.")
-    return body
-
-
 def parse_token_request(body: Mapping[str, Any]) -> TokenRequest:
     """Validate a token request body against LiveKit's limits; 422 names the bad field."""
     unknown = sorted(set(body) - TOKEN_REQUEST_FIELDS)
     if unknown:
         raise ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
-    attributes = body.get("participant_attributes")
     return TokenRequest(
-        room_name=optional_name(body, "room_name"),
-        participant_identity=optional_name(body, "participant_identity"),
-        participant_name=optional_name(body, "participant_name"),
-        participant_metadata=optional_metadata(body, "participant_metadata"),
-        participant_attributes=None if attributes is None else check_attributes(attributes),
+        room_name=_optional(body, "room_name", check_name),
+        participant_identity=_optional(body, "participant_identity", check_name),
+        participant_name=_optional(body, "participant_name", check_name),
+        participant_metadata=_optional(body, "participant_metadata", check_metadata),
+        participant_attributes=_optional(body, "participant_attributes", check_attributes),
         agents=_agents(body.get("room_config")),
     )
 
 
-def optional_name(body: Mapping[str, Any], key: str) -> str | None:
-    """A non-empty string of at most 256 characters, or None when absent."""
+def _optional(body: Mapping[str, Any], key: str, check: Callable[[Any, str], T]) -> T | None:
     value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed(f"{key} must be a non-empty string.", field=key)
-    if len(value) > MAX_NAME_LENGTH:
-        raise ValidationFailed(f"{key} is longer than {MAX_NAME_LENGTH} characters.", field=key)
-    return value
-
-
-def optional_metadata(body: Mapping[str, Any], key: str) -> str | None:
-    """A string within LiveKit's 64 KiB metadata limit, or None when absent."""
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{key} must be a string.", field=key)
-    check_size(value, key)
-    return value
-
-
-def check_size(value: str, key: str) -> None:
-    """Refuse a value over LiveKit's 64 KiB limit for metadata and attributes."""
-    if len(value.encode()) > MAX_METADATA_BYTES:
-        raise ValidationFailed(f"{key} is larger than 64 KiB.", field=key)
-
-
-def check_attributes(value: Any, key: str = "participant_attributes") -> dict[str, str]:
-    """A flat string-to-string object within 64 KiB in total."""
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ValidationFailed(f"{key} must be an object of string values.", field=key)
-    check_size(json.dumps(value), key)
-    return dict(value)
+    return None if value is None else check(value, key)
 
 
 def _agents(room_config: Any) -> tuple[AgentRequest, ...]:

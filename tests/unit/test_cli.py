@@ -13,18 +13,13 @@ from flask import Flask
 from livekit import api
 
 from flask_livekit_onboarding import LiveKitTimeout, LiveKitUnavailable, signals
-from flask_livekit_onboarding.room_metadata import decode_metadata
+from flask_livekit_onboarding.envelope import decode_metadata
+from flask_livekit_onboarding.state import get_state
+from flask_livekit_onboarding.testing import FakeLiveKit
 from tests.conftest import UNIT_CONFIG
-
-from .fake_room_service import SessionBridge
 
 KEY = UNIT_CONFIG["LIVEKIT_API_KEY"]
 SECRET = UNIT_CONFIG["LIVEKIT_API_SECRET"]
-
-
-@pytest.fixture
-def fake(app: Flask) -> SessionBridge:
-    return SessionBridge.install(app)
 
 
 def run(app: Flask, *args: str) -> Result:
@@ -43,7 +38,7 @@ def assert_no_secret(result: Result) -> None:
 # --- token -------------------------------------------------------------------------------------
 
 
-def test_token_starts_a_new_room_and_prints_only_the_token(app: Flask, fake: SessionBridge) -> None:
+def test_token_starts_a_new_room_and_prints_only_the_token(app: Flask, fake: FakeLiveKit) -> None:
     result = run(app, "token", "--identity", "ada", "--name", "Ada Lovelace")
 
     assert result.exit_code == 0, result.output
@@ -54,7 +49,7 @@ def test_token_starts_a_new_room_and_prints_only_the_token(app: Flask, fake: Ses
     assert granted.video is not None and granted.video.room_join
     room_name = granted.video.room
     assert room_name.startswith("onboarding-")
-    record = decode_metadata(fake.rooms.rooms[room_name].metadata)
+    record = decode_metadata(fake.room.rooms[room_name].metadata)
     assert record is not None
     assert (record["owner"], record["context"]) == ("ada", {})
     assert f"room: {room_name}" in result.stderr
@@ -62,27 +57,27 @@ def test_token_starts_a_new_room_and_prints_only_the_token(app: Flask, fake: Ses
     assert_no_secret(result)
 
 
-def test_token_context_option_becomes_the_room_context(app: Flask, fake: SessionBridge) -> None:
+def test_token_context_option_becomes_the_room_context(app: Flask, fake: FakeLiveKit) -> None:
     result = run(app, "token", "--identity", "ada", "--context", '{"step": "welcome"}')
 
     room_name = claims(result.stdout.strip()).video.room  # type: ignore[union-attr]
-    assert decode_metadata(fake.rooms.rooms[room_name].metadata)["context"] == {  # type: ignore[index]
+    assert decode_metadata(fake.room.rooms[room_name].metadata)["context"] == {  # type: ignore[index]
         "step": "welcome"
     }
 
 
 @pytest.mark.parametrize("context", ["{not json", "[1, 2]"])
 def test_token_refuses_a_context_that_is_not_a_json_object(
-    app: Flask, fake: SessionBridge, context: str
+    app: Flask, fake: FakeLiveKit, context: str
 ) -> None:
     result = run(app, "token", "--identity", "ada", "--context", context)
 
     assert result.exit_code == 2
     assert "--context" in result.stderr
-    assert fake.rooms.rooms == {}
+    assert fake.room.rooms == {}
 
 
-def test_token_json_matches_the_token_endpoint_response(app: Flask, fake: SessionBridge) -> None:
+def test_token_json_matches_the_token_endpoint_response(app: Flask, fake: FakeLiveKit) -> None:
     result = run(app, "token", "--identity", "ada", "--json")
 
     body = json.loads(result.stdout)
@@ -94,7 +89,6 @@ def test_token_json_matches_the_token_endpoint_response(app: Flask, fake: Sessio
 
 def test_token_ttl_defaults_to_the_config_and_can_be_shortened(make_app: Any) -> None:
     app = make_app(LIVEKIT_ONBOARDING_TOKEN_TTL=600)
-    SessionBridge.install(app)
 
     default = jwt.decode(run(app, "token", "--identity", "ada").stdout.strip(), SECRET, ["HS256"])
     short = jwt.decode(
@@ -106,19 +100,19 @@ def test_token_ttl_defaults_to_the_config_and_can_be_shortened(make_app: Any) ->
     assert run(app, "token", "--identity", "ada", "--ttl", "0").exit_code == 2
 
 
-def test_token_for_an_existing_room_joins_it(app: Flask, fake: SessionBridge) -> None:
+def test_token_for_an_existing_room_joins_it(app: Flask, fake: FakeLiveKit) -> None:
     fake.add_room("onboarding-live", owner="ada")
 
     result = run(app, "token", "--identity", "staff-1", "--room", "onboarding-live")
 
     assert result.exit_code == 0
     assert claims(result.stdout.strip()).video.room == "onboarding-live"  # type: ignore[union-attr]
-    assert list(fake.rooms.rooms) == ["onboarding-live"]
+    assert list(fake.room.rooms) == ["onboarding-live"]
 
 
 @pytest.mark.parametrize("room", ["onboarding-gone", "standup"])
 def test_token_for_an_unknown_or_foreign_room_fails(
-    app: Flask, fake: SessionBridge, room: str
+    app: Flask, fake: FakeLiveKit, room: str
 ) -> None:
     fake.add_room("standup", owner=None)
 
@@ -133,7 +127,7 @@ def test_token_in_on_join_mode_puts_the_room_in_the_token(make_app: Any) -> None
     app = make_app(
         LIVEKIT_ONBOARDING_ROOM_CREATION="on_join", LIVEKIT_ONBOARDING_AGENT_NAME="guide"
     )
-    fake = SessionBridge.install(app)
+    fake = get_state(app).livekit
 
     token = run(app, "token", "--identity", "ada").stdout.strip()
 
@@ -144,7 +138,7 @@ def test_token_in_on_join_mode_puts_the_room_in_the_token(make_app: Any) -> None
     assert fake.calls == 0
 
 
-def test_token_sends_room_created_and_token_issued(app: Flask, fake: SessionBridge) -> None:
+def test_token_sends_room_created_and_token_issued(app: Flask, fake: FakeLiveKit) -> None:
     created: list[dict[str, Any]] = []
     issued: list[dict[str, Any]] = []
 
@@ -162,15 +156,15 @@ def test_token_sends_room_created_and_token_issued(app: Flask, fake: SessionBrid
 
 
 @pytest.mark.parametrize("identity", ["", "x" * 257])
-def test_token_refuses_bad_identities(app: Flask, fake: SessionBridge, identity: str) -> None:
+def test_token_refuses_bad_identities(app: Flask, fake: FakeLiveKit, identity: str) -> None:
     result = run(app, "token", "--identity", identity)
 
     assert result.exit_code == 2
     assert "--identity" in result.stderr
-    assert fake.rooms.rooms == {}
+    assert fake.room.rooms == {}
 
 
-def test_token_requires_an_identity(app: Flask, fake: SessionBridge) -> None:
+def test_token_requires_an_identity(app: Flask, fake: FakeLiveKit) -> None:
     result = run(app, "token")
 
     assert result.exit_code == 2
@@ -180,7 +174,7 @@ def test_token_requires_an_identity(app: Flask, fake: SessionBridge) -> None:
 # --- rooms -------------------------------------------------------------------------------------
 
 
-def test_rooms_lists_onboarding_rooms_as_a_table(app: Flask, fake: SessionBridge) -> None:
+def test_rooms_lists_onboarding_rooms_as_a_table(app: Flask, fake: FakeLiveKit) -> None:
     now = int(time.time())
     standard = api.ParticipantInfo.Kind.STANDARD
     fake.add_room("onboarding-old", owner="ada", created_at=now - 7500)
@@ -204,7 +198,7 @@ def test_rooms_lists_onboarding_rooms_as_a_table(app: Flask, fake: SessionBridge
     assert lines[1].index("ada") == lines[0].index("OWNER")
 
 
-def test_rooms_says_when_there_are_none(app: Flask, fake: SessionBridge) -> None:
+def test_rooms_says_when_there_are_none(app: Flask, fake: FakeLiveKit) -> None:
     fake.add_room("standup", owner=None)
 
     result = run(app, "rooms")
@@ -213,7 +207,7 @@ def test_rooms_says_when_there_are_none(app: Flask, fake: SessionBridge) -> None
     assert result.stdout.strip() == "No onboarding rooms are live."
 
 
-def test_rooms_json(app: Flask, fake: SessionBridge) -> None:
+def test_rooms_json(app: Flask, fake: FakeLiveKit) -> None:
     fake.add_room("onboarding-a", owner="ada", created_at=int(time.time()) - 30)
 
     rows = json.loads(run(app, "rooms", "--json").stdout)
@@ -224,7 +218,7 @@ def test_rooms_json(app: Flask, fake: SessionBridge) -> None:
     assert 30 <= rows[0]["age_seconds"] <= 32
 
 
-def test_rooms_reports_an_unreachable_livekit(app: Flask, fake: SessionBridge) -> None:
+def test_rooms_reports_an_unreachable_livekit(app: Flask, fake: FakeLiveKit) -> None:
     fake.fail_with = LiveKitUnavailable()
 
     result = run(app, "rooms")
@@ -236,7 +230,7 @@ def test_rooms_reports_an_unreachable_livekit(app: Flask, fake: SessionBridge) -
 # --- end ---------------------------------------------------------------------------------------
 
 
-def test_end_deletes_the_room_and_sends_session_ended(app: Flask, fake: SessionBridge) -> None:
+def test_end_deletes_the_room_and_sends_session_ended(app: Flask, fake: FakeLiveKit) -> None:
     kind = api.ParticipantInfo.Kind.STANDARD
     fake.add_room("onboarding-a", participants=[("ada", "Ada", kind)])
     ended: list[dict[str, Any]] = []
@@ -246,24 +240,24 @@ def test_end_deletes_the_room_and_sends_session_ended(app: Flask, fake: SessionB
 
     assert result.exit_code == 0
     assert result.stdout.startswith("Ended onboarding-a")
-    assert fake.rooms.rooms == {}
+    assert fake.room.rooms == {}
     assert ended == [{"room_name": "onboarding-a", "identity": None}]
 
 
 @pytest.mark.parametrize("room", ["onboarding-gone", "standup"])
-def test_end_unknown_or_foreign_room_fails(app: Flask, fake: SessionBridge, room: str) -> None:
+def test_end_unknown_or_foreign_room_fails(app: Flask, fake: FakeLiveKit, room: str) -> None:
     fake.add_room("standup", owner=None)
 
     result = run(app, "end", room)
 
     assert result.exit_code == 1
     assert f"No onboarding room named {room!r}" in result.stderr
-    assert "standup" in fake.rooms.rooms
+    assert "standup" in fake.room.rooms
 
 
-def test_end_of_a_room_that_closes_meanwhile_fails_cleanly(app: Flask, fake: SessionBridge) -> None:
+def test_end_of_a_room_that_closes_meanwhile_fails_cleanly(app: Flask, fake: FakeLiveKit) -> None:
     fake.add_room("onboarding-a")
-    fake.rooms.vanish_after_lookup = True
+    fake.room.vanish_after_lookup = True
 
     result = run(app, "end", "onboarding-a")
 
@@ -274,7 +268,7 @@ def test_end_of_a_room_that_closes_meanwhile_fails_cleanly(app: Flask, fake: Ses
 # --- check -------------------------------------------------------------------------------------
 
 
-def test_check_reports_the_server_and_its_rooms(app: Flask, fake: SessionBridge) -> None:
+def test_check_reports_the_server_and_its_rooms(app: Flask, fake: FakeLiveKit) -> None:
     fake.add_room("onboarding-a")
     fake.add_room("standup", owner=None)
 
@@ -289,7 +283,6 @@ def test_check_reports_the_server_and_its_rooms(app: Flask, fake: SessionBridge)
 
 def test_check_names_the_public_url_when_it_differs(make_app: Any) -> None:
     app = make_app(LIVEKIT_PUBLIC_URL="https://rt.example.com")
-    SessionBridge.install(app)
 
     result = run(app, "check")
 
@@ -297,7 +290,8 @@ def test_check_names_the_public_url_when_it_differs(make_app: Any) -> None:
     assert "Clients are sent to wss://rt.example.com." in result.stdout
 
 
-def test_check_fails_when_livekit_is_unreachable(app: Flask) -> None:
+def test_check_fails_when_livekit_is_unreachable(make_app: Any) -> None:
+    app = make_app(real_livekit=True)
     result = run(app, "check", "--timeout", "2")
 
     assert result.exit_code == 1
@@ -322,7 +316,7 @@ def test_check_fails_when_livekit_is_unreachable(app: Flask) -> None:
     ],
 )
 def test_check_explains_what_went_wrong(
-    app: Flask, fake: SessionBridge, failure: Exception, message: str
+    app: Flask, fake: FakeLiveKit, failure: Exception, message: str
 ) -> None:
     fake.fail_with = failure
 
@@ -338,7 +332,7 @@ def test_check_explains_what_went_wrong(
     [("LIVEKIT_API_SECRET", ""), ("LIVEKIT_URL", "ftp://livekit.example.com")],
 )
 def test_check_fails_on_invalid_configuration(
-    app: Flask, fake: SessionBridge, key: str, value: str
+    app: Flask, fake: FakeLiveKit, key: str, value: str
 ) -> None:
     app.config[key] = value
 
@@ -353,8 +347,6 @@ def test_check_fails_on_invalid_configuration(
 def test_commands_are_registered_per_app(make_app: Any) -> None:
     first = make_app(LIVEKIT_URL="ws://127.0.0.1:9")
     second = make_app(LIVEKIT_URL="ws://127.0.0.2:9")
-    SessionBridge.install(first)
-    SessionBridge.install(second)
 
     assert "ws://127.0.0.1:9" in run(first, "check").stdout
     assert "ws://127.0.0.2:9" in run(second, "check").stdout

@@ -14,8 +14,8 @@ from flask_livekit_onboarding.dedupe import (
     MemoryDedupe,
     RedisDedupe,
 )
-from flask_livekit_onboarding.state import get_state
 from flask_livekit_onboarding.devserver import free_port
+from flask_livekit_onboarding.state import get_state
 
 
 class Clock:

@@ -29,7 +29,7 @@ def test_direct_construction_initialises_the_app() -> None:
     app = configured_app()
     extension = LiveKitOnboarding(app)
     try:
-        assert get_state(app).extension is extension
+        assert get_state(app).hooks is extension.hooks
     finally:
         get_state(app).close()
 
@@ -100,7 +100,7 @@ def test_one_extension_serves_two_apps_with_their_own_config(make_app) -> None:
     second = make_app(LIVEKIT_ONBOARDING_ROOM_CREATION="on_join")
     assert get_state(first).config.token_ttl == 60
     assert get_state(second).config.room_creation == "on_join"
-    assert get_state(first).bridge is not get_state(second).bridge
+    assert get_state(first).livekit is not get_state(second).livekit
     assert first.test_client().post("/rt/token", json={}).status_code != 404
     assert second.test_client().post("/rt/token", json={}).status_code == 404
 
@@ -130,4 +130,59 @@ def test_hooks_decorators_return_the_function_unchanged() -> None:
         return None
 
     assert extension.identity_loader(loader) is loader
-    assert extension.identity_loader_function is loader
+    assert extension.hooks.identity_loader is loader
+
+
+def test_host_error_handler_for_api_error_takes_over_rendering(app: Flask) -> None:
+    from flask_livekit_onboarding import ApiError
+
+    @app.errorhandler(ApiError)
+    def onboarding_error(error: ApiError) -> tuple[dict[str, object], int]:
+        return {"problem": error.error_code, "detail": error.description}, error.code or 500
+
+    with app.test_client() as client:
+        signed_out = client.get("/livekit/rooms/onboarding-x")  # identity hook answers
+        unknown = client.post("/livekit/token", data="x", content_type="text/plain")
+
+    assert unknown.status_code == 415
+    assert unknown.get_json() == {
+        "problem": "unsupported_media_type",
+        "detail": unknown.get_json()["detail"],
+    }
+    assert signed_out.get_json()["problem"] == "room_not_found"
+    assert unknown.headers["Cache-Control"] == "no-store"
+
+
+def test_host_per_status_handler_takes_over_rendering(app: Flask) -> None:
+    @app.errorhandler(405)
+    def wrong_method(error: Exception) -> tuple[str, int]:
+        return "host page", 405
+
+    response = app.test_client().get("/livekit/token")
+
+    assert response.status_code == 405
+    assert response.get_data(as_text=True) == "host page"
+
+
+def test_errors_are_the_matching_werkzeug_exceptions() -> None:
+    from werkzeug import exceptions
+
+    from flask_livekit_onboarding import errors
+
+    assert isinstance(errors.Forbidden(), exceptions.Forbidden)
+    assert isinstance(errors.RoomNotFound(), exceptions.NotFound)
+    assert isinstance(errors.ValidationFailed(), exceptions.UnprocessableEntity)
+    assert isinstance(errors.LiveKitTimeout(), exceptions.GatewayTimeout)
+    assert isinstance(errors.RequestEntityTooLarge(), exceptions.RequestEntityTooLarge)
+
+
+def test_without_a_host_handler_errors_keep_the_json_shape(app: Flask) -> None:
+    @app.errorhandler(exceptions_http := __import__("werkzeug").exceptions.HTTPException)
+    def html_pages(error: Exception) -> tuple[str, int]:
+        return "<h1>host html</h1>", 500
+
+    del exceptions_http
+    response = app.test_client().post("/livekit/token", data="x", content_type="text/plain")
+
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"

@@ -10,9 +10,9 @@ from flask import Flask
 from livekit import api
 
 from flask_livekit_onboarding import Identity, LiveKitUnavailable, signals
-from flask_livekit_onboarding.room_metadata import decode_metadata
-
-from .fake_room_service import SessionBridge
+from flask_livekit_onboarding.envelope import decode_metadata
+from flask_livekit_onboarding.state import get_state
+from flask_livekit_onboarding.testing import FakeLiveKit
 
 ROOM = "onboarding-abc"
 STANDARD = api.ParticipantInfo.Kind.STANDARD
@@ -20,19 +20,20 @@ AGENT = api.ParticipantInfo.Kind.AGENT
 
 
 @pytest.fixture
-def fake(app: Flask) -> SessionBridge:
-    bridge = SessionBridge.install(app)
-    bridge.add_room(
+def fake(app: Flask) -> FakeLiveKit:
+    livekit = get_state(app).livekit
+    assert isinstance(livekit, FakeLiveKit)
+    livekit.add_room(
         ROOM,
         context={"plan": "pro", "profile": {"locale": "en", "tz": "UTC"}, "step": "welcome"},
         created_at=1_700_000_000,
         participants=[("user-1", "Ada Lovelace", STANDARD), ("agent-7", "Guide", AGENT)],
     )
-    return bridge
+    return livekit
 
 
-def stored_record(fake: SessionBridge, name: str = ROOM) -> dict[str, Any]:
-    record = decode_metadata(fake.rooms.rooms[name].metadata)
+def stored_record(fake: FakeLiveKit, name: str = ROOM) -> dict[str, Any]:
+    record = decode_metadata(fake.room.rooms[name].metadata)
     assert record is not None
     return record
 
@@ -45,7 +46,7 @@ def patch(app: Flask, body: Any, name: str = ROOM, **kwargs: Any) -> Any:
 
 
 def test_owner_sees_room_status_with_participants_and_context(
-    app: Flask, fake: SessionBridge
+    app: Flask, fake: FakeLiveKit
 ) -> None:
     response = app.test_client().get(f"/livekit/rooms/{ROOM}")
 
@@ -70,7 +71,7 @@ def test_owner_sees_room_status_with_participants_and_context(
     }
 
 
-def test_empty_room_has_no_participants(app: Flask, fake: SessionBridge) -> None:
+def test_empty_room_has_no_participants(app: Flask, fake: FakeLiveKit) -> None:
     fake.add_room("onboarding-empty")
 
     body = app.test_client().get("/livekit/rooms/onboarding-empty").json
@@ -81,7 +82,7 @@ def test_empty_room_has_no_participants(app: Flask, fake: SessionBridge) -> None
 
 @pytest.mark.parametrize("name", ["onboarding-missing", "standup"])
 def test_unknown_and_non_onboarding_rooms_are_not_found(
-    app: Flask, fake: SessionBridge, name: str
+    app: Flask, fake: FakeLiveKit, name: str
 ) -> None:
     fake.add_room("standup", owner=None, metadata='{"topic": "daily"}')
 
@@ -91,11 +92,11 @@ def test_unknown_and_non_onboarding_rooms_are_not_found(
         assert response.json["error"]["code"] == "room_not_found"
     response = patch(app, {"context": {"step": "x"}}, name=name)
     assert response.status_code == 404
-    assert fake.rooms.rooms["standup"].metadata == '{"topic": "daily"}'
+    assert fake.room.rooms["standup"].metadata == '{"topic": "daily"}'
 
 
-def test_room_closing_between_lookup_and_call_is_not_found(app: Flask, fake: SessionBridge) -> None:
-    fake.rooms.vanish_after_lookup = True
+def test_room_closing_between_lookup_and_call_is_not_found(app: Flask, fake: FakeLiveKit) -> None:
+    fake.room.vanish_after_lookup = True
 
     response = app.test_client().get(f"/livekit/rooms/{ROOM}")
 
@@ -115,7 +116,7 @@ def test_room_closing_between_lookup_and_call_is_not_found(app: Flask, fake: Ses
     ],
 )
 def test_signed_out_caller_is_unauthorized(
-    app: Flask, fake: SessionBridge, users: Any, method: str, path: str, body: Any
+    app: Flask, fake: FakeLiveKit, users: Any, method: str, path: str, body: Any
 ) -> None:
     users.current = None
 
@@ -123,7 +124,7 @@ def test_signed_out_caller_is_unauthorized(
 
     assert response.status_code == 401
     assert response.json["error"]["code"] == "unauthorized"
-    assert ROOM in fake.rooms.rooms
+    assert ROOM in fake.room.rooms
     assert stored_record(fake)["context"]["step"] == "welcome"
 
 
@@ -146,7 +147,7 @@ def test_other_users_are_forbidden_and_staff_allowed(
         return identity.identity in users.staff
 
     app = make_app()
-    fake = SessionBridge.install(app)
+    fake = get_state(app).livekit
     fake.add_room(ROOM, context={"step": "welcome"})
     users.current = Identity("user-2", "Mallory")
 
@@ -167,9 +168,9 @@ def test_other_users_are_forbidden_and_staff_allowed(
 def test_without_an_authorizer_only_the_owner_gets_in(
     make_app: Any, onboarding: Any, users: Any
 ) -> None:
-    onboarding.room_authorizer_function = None
+    onboarding.hooks.room_authorizer = None
     app = make_app()
-    SessionBridge.install(app).add_room(ROOM)
+    get_state(app).livekit.add_room(ROOM)
     users.current = Identity("staff-1")
     users.staff.add("staff-1")
 
@@ -179,9 +180,7 @@ def test_without_an_authorizer_only_the_owner_gets_in(
 # --- PATCH context ------------------------------------------------------------------------------
 
 
-def test_merge_follows_json_merge_patch_and_keeps_the_record(
-    app: Flask, fake: SessionBridge
-) -> None:
+def test_merge_follows_json_merge_patch_and_keeps_the_record(app: Flask, fake: FakeLiveKit) -> None:
     before = stored_record(fake)
 
     response = patch(
@@ -197,11 +196,11 @@ def test_merge_follows_json_merge_patch_and_keeps_the_record(
     assert {k: after[k] for k in ("v", "owner", "created_at")} == {
         k: before[k] for k in ("v", "owner", "created_at")
     }
-    assert isinstance(fake.rooms.requests[-1], api.UpdateRoomMetadataRequest)
+    assert isinstance(fake.room.requests[-1], api.UpdateRoomMetadataRequest)
 
 
 def test_merge_is_the_default_and_replace_swaps_the_whole_context(
-    app: Flask, fake: SessionBridge
+    app: Flask, fake: FakeLiveKit
 ) -> None:
     merged = patch(app, {"context": {"step": "tour"}}).json["context"]
     assert merged["plan"] == "pro"
@@ -214,23 +213,21 @@ def test_merge_is_the_default_and_replace_swaps_the_whole_context(
     assert app.test_client().get(f"/livekit/rooms/{ROOM}").json["context"] == {"step": "done"}
 
 
-def test_other_fields_of_the_room_metadata_survive_an_update(
-    app: Flask, fake: SessionBridge
-) -> None:
+def test_other_fields_of_the_room_metadata_survive_an_update(app: Flask, fake: FakeLiveKit) -> None:
     record = {"v": 1, "owner": "user-1", "context": {"a": 1}, "created_at": 5, "agent": "x"}
     metadata = json.dumps({"onboarding": record, "recording": {"on": True}})
     fake.add_room("onboarding-extra", metadata=metadata)
 
     patch(app, {"context": {"b": 2}}, name="onboarding-extra")
 
-    document = json.loads(fake.rooms.rooms["onboarding-extra"].metadata)
+    document = json.loads(fake.room.rooms["onboarding-extra"].metadata)
     assert document == {
         "onboarding": {**record, "context": {"a": 1, "b": 2}},
         "recording": {"on": True},
     }
 
 
-def test_update_sends_context_updated(app: Flask, fake: SessionBridge) -> None:
+def test_update_sends_context_updated(app: Flask, fake: FakeLiveKit) -> None:
     received: list[dict[str, Any]] = []
 
     def receiver(sender: Flask, **extra: Any) -> None:
@@ -258,27 +255,27 @@ def test_update_sends_context_updated(app: Flask, fake: SessionBridge) -> None:
     ],
 )
 def test_invalid_updates_are_refused_before_writing(
-    app: Flask, fake: SessionBridge, body: dict[str, Any], field: str
+    app: Flask, fake: FakeLiveKit, body: dict[str, Any], field: str
 ) -> None:
-    before = fake.rooms.rooms[ROOM].metadata
+    before = fake.room.rooms[ROOM].metadata
 
     response = patch(app, body)
 
     assert response.status_code == 422
     assert response.json["error"]["code"] == "validation_failed"
     assert response.json["error"]["field"] == field
-    assert fake.rooms.rooms[ROOM].metadata == before
-    assert not any(isinstance(r, api.UpdateRoomMetadataRequest) for r in fake.rooms.requests)
+    assert fake.room.rooms[ROOM].metadata == before
+    assert not any(isinstance(r, api.UpdateRoomMetadataRequest) for r in fake.room.requests)
 
 
-def test_context_just_under_the_limit_is_written(app: Flask, fake: SessionBridge) -> None:
+def test_context_just_under_the_limit_is_written(app: Flask, fake: FakeLiveKit) -> None:
     response = patch(app, {"context": {"blob": "x" * (60 * 1024)}, "mode": "replace"})
 
     assert response.status_code == 200
-    assert len(fake.rooms.rooms[ROOM].metadata.encode()) <= 64 * 1024
+    assert len(fake.room.rooms[ROOM].metadata.encode()) <= 64 * 1024
 
 
-def test_non_finite_numbers_are_refused(app: Flask, fake: SessionBridge) -> None:
+def test_non_finite_numbers_are_refused(app: Flask, fake: FakeLiveKit) -> None:
     response = app.test_client().patch(
         f"/livekit/rooms/{ROOM}/context",
         data='{"context": {"score": NaN}}',
@@ -291,7 +288,7 @@ def test_non_finite_numbers_are_refused(app: Flask, fake: SessionBridge) -> None
 
 def test_body_errors_match_the_token_endpoint(make_app: Any) -> None:
     app = make_app(LIVEKIT_ONBOARDING_MAX_BODY_BYTES=1024)
-    SessionBridge.install(app).add_room(ROOM)
+    get_state(app).livekit.add_room(ROOM)
     client = app.test_client()
     bodies: list[dict[str, Any]] = [
         {"data": "context=x", "content_type": "text/plain"},
@@ -307,7 +304,7 @@ def test_body_errors_match_the_token_endpoint(make_app: Any) -> None:
         assert (session.status_code, session.json) == (token.status_code, token.json)
 
 
-def test_merge_patch_content_type_is_accepted(app: Flask, fake: SessionBridge) -> None:
+def test_merge_patch_content_type_is_accepted(app: Flask, fake: FakeLiveKit) -> None:
     response = app.test_client().patch(
         f"/livekit/rooms/{ROOM}/context",
         data=json.dumps({"context": {"step": "tour"}}),
@@ -322,7 +319,7 @@ def test_merge_patch_content_type_is_accepted(app: Flask, fake: SessionBridge) -
 
 
 def test_delete_ends_the_session_and_a_second_delete_is_not_found(
-    app: Flask, fake: SessionBridge
+    app: Flask, fake: FakeLiveKit
 ) -> None:
     client = app.test_client()
 
@@ -331,13 +328,13 @@ def test_delete_ends_the_session_and_a_second_delete_is_not_found(
 
     assert first.status_code == 204
     assert first.data == b""
-    assert ROOM not in fake.rooms.rooms
+    assert ROOM not in fake.room.rooms
     assert second.status_code == 404
     assert second.json["error"]["code"] == "room_not_found"
     assert client.get(f"/livekit/rooms/{ROOM}").status_code == 404
 
 
-def test_delete_sends_session_ended(app: Flask, fake: SessionBridge) -> None:
+def test_delete_sends_session_ended(app: Flask, fake: FakeLiveKit) -> None:
     received: list[dict[str, Any]] = []
 
     def receiver(sender: Flask, **extra: Any) -> None:
@@ -352,8 +349,8 @@ def test_delete_sends_session_ended(app: Flask, fake: SessionBridge) -> None:
     assert received[0]["identity"].identity == "user-1"
 
 
-def test_room_closing_before_delete_is_not_found(app: Flask, fake: SessionBridge) -> None:
-    fake.rooms.vanish_after_lookup = True
+def test_room_closing_before_delete_is_not_found(app: Flask, fake: FakeLiveKit) -> None:
+    fake.room.vanish_after_lookup = True
 
     response = app.test_client().delete(f"/livekit/rooms/{ROOM}")
 
@@ -376,7 +373,7 @@ def test_room_closing_before_delete_is_not_found(app: Flask, fake: SessionBridge
     ],
 )
 def test_livekit_failures_are_json_errors(
-    app: Flask, fake: SessionBridge, failure: Exception, status: int, code: str
+    app: Flask, fake: FakeLiveKit, failure: Exception, status: int, code: str
 ) -> None:
     fake.fail_with = failure
 
@@ -386,11 +383,11 @@ def test_livekit_failures_are_json_errors(
     assert response.json["error"]["code"] == code
 
 
-def test_refusal_from_livekit_on_the_room_call_is_a_502(app: Flask, fake: SessionBridge) -> None:
+def test_refusal_from_livekit_on_the_room_call_is_a_502(app: Flask, fake: FakeLiveKit) -> None:
     async def refuse(request: Any) -> Any:
         raise api.TwirpError(api.TwirpErrorCode.PERMISSION_DENIED, "no", status=403)
 
-    fake.rooms.update_room_metadata = refuse  # type: ignore[method-assign]
+    fake.room.update_room_metadata = refuse  # type: ignore[method-assign]
 
     response = patch(app, {"context": {"step": "x"}})
 
@@ -400,7 +397,7 @@ def test_refusal_from_livekit_on_the_room_call_is_a_502(app: Flask, fake: Sessio
 
 def test_routes_follow_the_url_prefix(make_app: Any) -> None:
     app = make_app(LIVEKIT_ONBOARDING_URL_PREFIX="/api/rt")
-    SessionBridge.install(app).add_room(ROOM)
+    get_state(app).livekit.add_room(ROOM)
     client = app.test_client()
 
     assert client.get(f"/api/rt/rooms/{ROOM}").status_code == 200

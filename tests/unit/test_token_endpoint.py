@@ -13,19 +13,10 @@ from livekit import api
 from flask_livekit_onboarding import LiveKitOnboarding, LiveKitTimeout, LiveKitUnavailable, signals
 from flask_livekit_onboarding.errors import LiveKitError
 from flask_livekit_onboarding.state import get_state
+from flask_livekit_onboarding.testing import FakeLiveKit
 from tests.conftest import UNIT_CONFIG
 
-from .fakes import FakeBridge
-
 SECRET = UNIT_CONFIG["LIVEKIT_API_SECRET"]
-
-
-@pytest.fixture
-def fake(app: Flask) -> FakeBridge:
-    bridge = FakeBridge()
-    get_state(app).bridge.close()
-    get_state(app).bridge = bridge  # type: ignore[assignment]
-    return bridge
 
 
 def claims_of(body: dict[str, Any]) -> api.access_token.Claims:
@@ -38,7 +29,7 @@ def post(app: Flask, body: Any = None, **kwargs: Any):
     return app.test_client().post("/livekit/token", json=body if body is not None else {}, **kwargs)
 
 
-def test_new_room_token_has_the_standard_shape(app: Flask, fake: FakeBridge) -> None:
+def test_new_room_token_has_the_standard_shape(app: Flask, fake: FakeLiveKit) -> None:
     response = post(app)
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
@@ -49,7 +40,7 @@ def test_new_room_token_has_the_standard_shape(app: Flask, fake: FakeBridge) -> 
     assert body["participant_name"] == "Ada Lovelace"
 
 
-def test_token_grants_join_of_that_room_only(app: Flask, fake: FakeBridge) -> None:
+def test_token_grants_join_of_that_room_only(app: Flask, fake: FakeLiveKit) -> None:
     body = post(app).get_json()
     claims = claims_of(body)
     video = claims.video
@@ -69,9 +60,9 @@ def test_token_lifetime_comes_from_config(make_app) -> None:
     assert decoded["exp"] - decoded["nbf"] == 120
 
 
-def test_eager_mode_creates_the_room_with_context_and_owner(app: Flask, fake: FakeBridge) -> None:
+def test_eager_mode_creates_the_room_with_context_and_owner(app: Flask, fake: FakeLiveKit) -> None:
     body = post(app).get_json()
-    room = fake.livekit.room.rooms[body["room_name"]]
+    room = fake.room.rooms[body["room_name"]]
     record = json.loads(room.metadata)["onboarding"]
     assert record["owner"] == "user-1"
     assert record["context"] == {"user": "user-1", "plan": "pro", "locale": "en", "step": "welcome"}
@@ -83,8 +74,7 @@ def test_on_join_mode_calls_nothing_and_puts_the_room_in_the_token(make_app) -> 
     app = make_app(
         LIVEKIT_ONBOARDING_ROOM_CREATION="on_join", LIVEKIT_ONBOARDING_MAX_PARTICIPANTS=3
     )
-    fake = FakeBridge()
-    get_state(app).bridge = fake  # type: ignore[assignment]
+    fake = get_state(app).livekit
     body = post(app).get_json()
     assert fake.calls == 0
     room_config = claims_of(body).room_config
@@ -95,10 +85,9 @@ def test_on_join_mode_calls_nothing_and_puts_the_room_in_the_token(make_app) -> 
 
 def test_configured_agent_is_dispatched_into_new_rooms(make_app) -> None:
     app = make_app(LIVEKIT_ONBOARDING_AGENT_NAME="onboarding-assistant")
-    fake = FakeBridge()
-    get_state(app).bridge = fake  # type: ignore[assignment]
+    fake = get_state(app).livekit
     name = post(app).get_json()["room_name"]
-    (request,) = [r for r in fake.livekit.room.requests if isinstance(r, api.CreateRoomRequest)]
+    (request,) = [r for r in fake.room.requests if isinstance(r, api.CreateRoomRequest)]
     assert request.name == name
     assert [a.agent_name for a in request.agents] == ["onboarding-assistant"]
 
@@ -130,7 +119,7 @@ def test_client_may_ask_for_an_allowed_agent_only(make_app) -> None:
     ],
 )
 def test_room_config_fields_the_client_may_not_set_are_refused(
-    app: Flask, fake: FakeBridge, room_config: Any, field: str
+    app: Flask, fake: FakeLiveKit, room_config: Any, field: str
 ) -> None:
     response = post(app, {"room_config": room_config})
     assert response.status_code == 422
@@ -155,8 +144,7 @@ def test_limits_are_checked_before_anything_happens(
     make_app, body: dict[str, Any], field: str
 ) -> None:
     app = make_app(LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY=True)
-    fake = FakeBridge()
-    get_state(app).bridge = fake  # type: ignore[assignment]
+    fake = get_state(app).livekit
     with signals.token_issued.connected_to(lambda *a, **k: pytest.fail("token issued")):
         response = post(app, body)
     assert response.status_code == 422
@@ -166,7 +154,7 @@ def test_limits_are_checked_before_anything_happens(
     assert fake.calls == 0
 
 
-def test_a_different_client_identity_is_refused(app: Flask, fake: FakeBridge) -> None:
+def test_a_different_client_identity_is_refused(app: Flask, fake: FakeLiveKit) -> None:
     response = post(app, {"participant_identity": "admin"})
     assert response.status_code == 403
     assert response.get_json()["error"]["field"] == "participant_identity"
@@ -182,7 +170,7 @@ def test_client_identity_is_used_when_the_deployment_allows_it(make_app) -> None
     assert (claims.identity, claims.name) == ("kiosk-7", "Kiosk")
 
 
-def test_signed_out_user_gets_401(app: Flask, fake: FakeBridge, users) -> None:
+def test_signed_out_user_gets_401(app: Flask, fake: FakeLiveKit, users) -> None:
     users.current = None
     response = post(app)
     assert response.status_code == 401
@@ -211,16 +199,16 @@ def test_anonymous_demo_mode_gives_each_caller_a_guest_identity(make_app) -> Non
     assert post(app, {"participant_identity": "ceo"}).status_code == 403
 
 
-def test_owner_rejoins_their_room(app: Flask, fake: FakeBridge) -> None:
+def test_owner_rejoins_their_room(app: Flask, fake: FakeLiveKit) -> None:
     room_name = post(app).get_json()["room_name"]
     again = post(app, {"room_name": room_name})
     assert again.status_code == 201
     assert again.get_json()["room_name"] == room_name
-    assert len(fake.livekit.room.rooms) == 1
+    assert len(fake.room.rooms) == 1
 
 
 def test_someone_elses_room_is_refused_unless_the_host_allows(
-    app: Flask, fake: FakeBridge, users
+    app: Flask, fake: FakeLiveKit, users
 ) -> None:
     from flask_livekit_onboarding import Identity
 
@@ -231,8 +219,8 @@ def test_someone_elses_room_is_refused_unless_the_host_allows(
     assert claims_of(post(app, {"room_name": room_name}).get_json()).identity == "user-2"
 
 
-def test_unknown_and_non_onboarding_rooms_are_404(app: Flask, fake: FakeBridge) -> None:
-    fake.livekit.room.rooms["team-standup"] = api.Room(name="team-standup", metadata="{}")
+def test_unknown_and_non_onboarding_rooms_are_404(app: Flask, fake: FakeLiveKit) -> None:
+    fake.room.rooms["team-standup"] = api.Room(name="team-standup", metadata="{}")
     for name in ("nope", "team-standup"):
         response = post(app, {"room_name": name})
         assert response.status_code == 404
@@ -241,7 +229,6 @@ def test_unknown_and_non_onboarding_rooms_are_404(app: Flask, fake: FakeBridge) 
 
 def test_agents_cannot_be_requested_for_an_existing_room(make_app) -> None:
     app = make_app(LIVEKIT_ONBOARDING_ALLOWED_AGENTS=["guide"])
-    get_state(app).bridge = FakeBridge()  # type: ignore[assignment]
     room_name = post(app).get_json()["room_name"]
     response = post(
         app, {"room_name": room_name, "room_config": {"agents": [{"agent_name": "guide"}]}}
@@ -268,7 +255,7 @@ def test_agents_cannot_be_requested_for_an_existing_room(make_app) -> None:
     ],
 )
 def test_malformed_requests_get_a_json_error(
-    app: Flask, fake: FakeBridge, kwargs: dict[str, Any], status: int, code: str
+    app: Flask, fake: FakeLiveKit, kwargs: dict[str, Any], status: int, code: str
 ) -> None:
     response = app.test_client().post("/livekit/token", **kwargs)
     assert response.status_code == status
@@ -276,7 +263,7 @@ def test_malformed_requests_get_a_json_error(
     assert fake.calls == 0
 
 
-def test_empty_body_is_a_request_with_every_field_omitted(app: Flask, fake: FakeBridge) -> None:
+def test_empty_body_is_a_request_with_every_field_omitted(app: Flask, fake: FakeLiveKit) -> None:
     assert app.test_client().post("/livekit/token").status_code == 201
 
 
@@ -292,7 +279,7 @@ def test_wrong_method_is_a_json_405(app: Flask) -> None:
     [(LiveKitUnavailable(), 503), (LiveKitTimeout(), 504), (LiveKitError(), 502)],
 )
 def test_livekit_failures_map_to_gateway_errors(
-    app: Flask, fake: FakeBridge, error: Exception, status: int
+    app: Flask, fake: FakeLiveKit, error: Exception, status: int
 ) -> None:
     fake.fail_with = error
     response = post(app)
@@ -300,7 +287,7 @@ def test_livekit_failures_map_to_gateway_errors(
     assert response.get_json()["error"]["code"].startswith("livekit_")
 
 
-def test_signals_notify_without_carrying_the_token(app: Flask, fake: FakeBridge) -> None:
+def test_signals_notify_without_carrying_the_token(app: Flask, fake: FakeLiveKit) -> None:
     created: list[dict[str, Any]] = []
     issued: list[dict[str, Any]] = []
     with (
@@ -316,7 +303,7 @@ def test_signals_notify_without_carrying_the_token(app: Flask, fake: FakeBridge)
 
 
 def test_tokens_and_secrets_never_reach_the_logs(
-    app: Flask, fake: FakeBridge, caplog: pytest.LogCaptureFixture
+    app: Flask, fake: FakeLiveKit, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
     token = post(app).get_json()["participant_token"]

@@ -17,9 +17,9 @@ from livekit import api
 
 from flask_livekit_onboarding import LiveKitOnboarding, signals
 from flask_livekit_onboarding.dedupe import DedupeUnavailable, MemoryDedupe, WebhookDedupe
-from flask_livekit_onboarding.room_metadata import encode_metadata
-from flask_livekit_onboarding.state import get_state
 from flask_livekit_onboarding.devserver import free_port
+from flask_livekit_onboarding.envelope import encode_metadata
+from flask_livekit_onboarding.state import get_state
 
 CONTEXT = {"plan": "pro", "locale": "en", "step": "welcome"}
 ROOM = "onboarding-abc123"

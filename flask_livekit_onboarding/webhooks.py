@@ -25,8 +25,8 @@ from livekit.api import TokenVerifier, WebhookEvent
 
 from . import signals
 from .config import OnboardingConfig
+from .envelope import decode_context
 from .errors import BadRequest, Unauthorized
-from .room_metadata import decode_context
 
 logger = logging.getLogger(__name__)
 

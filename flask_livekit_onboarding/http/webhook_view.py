@@ -7,9 +7,10 @@ import time
 
 from flask import Response, current_app, jsonify, request
 
-from .dedupe import DedupeUnavailable
-from .state import get_state
-from .webhook_events import announce, verify_webhook
+from ..errors import DedupeUnavailable
+from ..state import get_state
+from ..webhooks import announce, verify_webhook
+from .bodies import read_body
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ def receive_webhook() -> tuple[Response, int]:
     """
     state = get_state()
     config = state.config
-    event = verify_webhook(config, request.headers.get("Authorization"), request.get_data())
+    body = read_body()
+    event = verify_webhook(config, request.headers.get("Authorization"), body)
     age = time.time() - event.created_at
     if abs(age) > config.webhook_max_age:
         logger.warning(
@@ -56,6 +58,4 @@ def receive_webhook() -> tuple[Response, int]:
 
 
 def _acknowledge(status: str) -> tuple[Response, int]:
-    response = jsonify(status=status)
-    response.headers["Cache-Control"] = "no-store"
-    return response, 200
+    return jsonify(status=status), 200

@@ -1,0 +1,97 @@
+"""Reading request bodies: size limit, JSON, and the context-update body."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from typing import IO, Any
+
+from flask import request
+
+from ..errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType, ValidationFailed
+from ..sessions import CONTEXT_MODES, ContextMode
+
+
+def limit_body(limit: int) -> None:
+    """Bound every read of this request's body to ``limit`` bytes, however it is sent.
+
+    Runs before the view: a declared length over the limit is refused at once, and a chunked
+    body is cut off with a 413 as soon as it passes the limit, for the views and for any
+    signal receiver that reads ``request.get_data()``.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    environ = request.environ
+    environ["wsgi.input"] = _BoundedInput(environ["wsgi.input"], limit)
+
+
+def read_body() -> bytes:
+    """The raw request body (bounded by :func:`limit_body`), cached for later readers."""
+    return request.get_data(cache=True)
+
+
+class _BoundedInput(io.RawIOBase):
+    """A WSGI input stream that raises 413 once more than ``limit`` bytes were read."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        room = self._limit + 1 - self._read
+        if size is None or size < 0 or size > room:
+            size = room
+        data = self._stream.read(size)
+        self._read += len(data)
+        if self._read > self._limit:
+            raise _too_large(self._limit)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_json_object() -> dict[str, Any]:
+    """The request's JSON object; an empty body counts as ``{}``.
+
+    Wrong content type -> 415, invalid JSON or not an object -> 400, too large -> 413.
+    """
+    raw = read_body()
+    if not raw.strip():
+        return {}
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"Send the body as application/json, not {request.mimetype or 'no content type'}."
+        )
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"The body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def parse_context_update(body: Mapping[str, Any]) -> tuple[dict[str, Any], ContextMode]:
+    """``{"context": {...}, "mode": "merge" | "replace"}``; 422 names the bad field."""
+    unknown = sorted(set(body) - {"context", "mode"})
+    if unknown:
+        raise ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+    context = body.get("context")
+    if not isinstance(context, dict):
+        raise ValidationFailed("context must be a JSON object.", field="context")
+    mode = body.get("mode", "merge")
+    if mode not in CONTEXT_MODES:
+        raise ValidationFailed(f"mode must be one of {', '.join(CONTEXT_MODES)}.", field="mode")
+    return context, mode
+
+
+def _too_large(limit: int) -> RequestEntityTooLarge:
+    return RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")

@@ -1,0 +1,121 @@
+"""The package's shape: imports flow one way, the envelope stays Flask-free, the API is whole."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import flask_livekit_onboarding
+from flask_livekit_onboarding import errors
+
+PACKAGE = Path(flask_livekit_onboarding.__file__).parent
+README = PACKAGE.parent / "README.md"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Package modules ``path`` imports at run time (imports under TYPE_CHECKING excluded)."""
+    tree = ast.parse(path.read_text())
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for child in ast.walk(node))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if _is_module(candidate) else base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("flask_livekit_onboarding")}
+
+
+def _is_module(name: str) -> bool:
+    relative = Path(*name.split(".")[1:])
+    return (PACKAGE / relative).with_suffix(".py").exists() or (PACKAGE / relative).is_dir()
+
+
+def _graph() -> dict[str, set[str]]:
+    return {_module_name(path): _imports(path) for path in PACKAGE.rglob("*.py")}
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = _graph()
+    done: set[str] = set()
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            cycle = trail[trail.index(module) :] + [module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, [*trail, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_lower_layers_never_import_the_http_side_or_the_extension() -> None:
+    graph = _graph()
+    upper = {"flask_livekit_onboarding.extension", "flask_livekit_onboarding.cli"}
+    for module, imported in graph.items():
+        if module.startswith("flask_livekit_onboarding.http") or module in upper:
+            continue
+        if module in {"flask_livekit_onboarding", "flask_livekit_onboarding.testing"}:
+            continue
+        assert not {i for i in imported if i.startswith("flask_livekit_onboarding.http")}, module
+        assert not imported & upper, module
+
+
+def test_the_envelope_reader_imports_without_flask() -> None:
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('flask', 'werkzeug', 'blinker'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from flask_livekit_onboarding.envelope import decode_context\n"
+        'print(decode_context(\'{"onboarding": {"owner": "a", "context": {"x": 1}}}\'))\n'
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'x': 1}"
+
+
+def test_every_public_name_is_importable() -> None:
+    for name in flask_livekit_onboarding.__all__:
+        assert getattr(flask_livekit_onboarding, name) is not None, name
+
+
+def test_the_readme_error_table_lists_exactly_the_codes_the_code_sends() -> None:
+    table = README.read_text().split("## Errors", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| \d{3} \| `(\w+)` \|", table, re.M))
+
+    def subclasses(cls: type) -> set[type]:
+        found = set(cls.__subclasses__())
+        for sub in list(found):
+            found |= subclasses(sub)
+        return found
+
+    sent = {cls.error_code for cls in subclasses(errors.ApiError)} - {"error"}
+    assert documented == sent
