@@ -34,4 +34,8 @@ def render_demo_page(**context: Any) -> str:
         )
     prefix = current_app.config.get("LIVEKIT_ONBOARDING_URL_PREFIX", "/livekit").rstrip("/")
     context.setdefault("title", "Live onboarding")
+    # Guests have no name from a login: let them give one (sent as participant_name), so the
+    # agent can greet them by it. Signed-in users' names come from the app, never the page.
+    anonymous = current_app.config.get("LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS")
+    context.setdefault("ask_name", str(anonymous).strip().lower() in ("true", "1", "yes", "on"))
     return render_template("demo.html", token_endpoint=f"{prefix}/token", **context)

@@ -6,13 +6,16 @@ root, with the package installed and the demo bundle built)::
     python -m examples.serve_demo                      # the minimal app, anonymous demo mode
     python -m examples.serve_demo --app existing_app   # sign in as ada / onboarding
 
-A ``livekit-server --dev`` is started on free loopback ports with its own API key pair, the app
-is configured to use it, and Ctrl-C (or SIGTERM) stops both.
+A ``livekit-server --dev`` is started on free loopback ports with its own API key pair, then the
+example onboarding agent (``examples/agent``, a real ``livekit-agents`` worker in its own
+virtualenv) registers with it, the app is configured to dispatch that agent into every new
+onboarding room, and Ctrl-C (or SIGTERM) stops all three. ``--no-agent`` leaves the agent out.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import socket
 import sys
@@ -24,12 +27,14 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import make_server
 
+from examples.agent.runner import AgentWorker, AgentWorkerError, agent_python
 from flask_livekit_onboarding.devserver import LiveKitDevServer, LiveKitServerError, free_port
 
 APPS = {
     "minimal": {"LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True},
     "existing_app": {},
 }
+AGENT_NAME = "onboarding-agent"
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -45,7 +50,26 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _banner(url: str, token_url: str, app_name: str, livekit: LiveKitDevServer) -> str:
+def _cli_line(app_name: str, livekit: LiveKitDevServer, agent: AgentWorker | None) -> str:
+    """One line that points ``flask livekit ...`` at this demo's LiveKit dev server."""
+    env = {
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+    }
+    if agent is not None:
+        env["LIVEKIT_ONBOARDING_AGENT_NAME"] = agent.agent_name
+    assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+    return f"{assignments} .venv/bin/flask --app examples.{app_name}.app livekit rooms"
+
+
+def _banner(
+    url: str,
+    token_url: str,
+    app_name: str,
+    livekit: LiveKitDevServer,
+    agent: AgentWorker | None = None,
+) -> str:
     login = (
         "\n  Sign in as ada (customer) or grace (staff), password: onboarding\n"
         if app_name == "existing_app"
@@ -56,13 +80,43 @@ def _banner(url: str, token_url: str, app_name: str, livekit: LiveKitDevServer) 
         curl += ' -d \'{"participant_name": "Ada"}\''
     else:
         curl += " -d '{}'\n    (401 until signed in: identities come from the app's own login)"
+    agent_line = (
+        f"  Example agent: {agent.agent_name!r} greets you in every new room"
+        f" (log: {agent.log_path})\n"
+        if agent is not None
+        else "  No agent: rooms get no onboarding assistant.\n"
+    )
     return (
         f"\n  Onboarding demo ({app_name}) is running.\n\n"
         f'  Open {url} and click "Start onboarding".\n{login}\n'
         f"  Token endpoint:\n    {curl}\n\n"
         f"  LiveKit dev server: {livekit.url} (API key {livekit.api_key})\n"
+        f"{agent_line}"
+        "  The `flask livekit` CLI against this server (list rooms; also token, end, check):\n"
+        f"    {_cli_line(app_name, livekit, agent)}\n\n"
         "  Press Ctrl-C to stop.\n"
     )
+
+
+def _start_agent(livekit: LiveKitDevServer, announce: Callable[[str], None]) -> AgentWorker | None:
+    """The example agent as a worker registered with ``livekit``; None when it cannot run."""
+    worker = AgentWorker(
+        livekit.url,
+        livekit.api_key,
+        livekit.api_secret,
+        agent_name=AGENT_NAME,
+        log_path=livekit.workdir / "agent.log",
+    )
+    try:
+        worker.start()
+    except AgentWorkerError as exc:
+        announce(
+            f"  warning: the example agent did not start, running without it.\n  {exc}\n"
+            f"  (Its environment is built by scripts/setup-agent-env.sh into"
+            f" {agent_python().parents[1]}.)"
+        )
+        return None
+    return worker
 
 
 def serve(
@@ -70,29 +124,37 @@ def serve(
     host: str,
     port: int,
     *,
+    agent: bool = True,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Start LiveKit, then the example app on ``host:port``; return after Ctrl-C or SIGTERM."""
+    """Start LiveKit, the agent and the example app on ``host:port``; return after Ctrl-C."""
     create_app: Callable[[Mapping[str, Any]], Flask] = import_module(
         f"examples.{app_name}.app"
     ).create_app
     with LiveKitDevServer() as livekit:
-        app = create_app(
-            {
-                "LIVEKIT_URL": livekit.url,
-                "LIVEKIT_API_KEY": livekit.api_key,
-                "LIVEKIT_API_SECRET": livekit.api_secret,
-                **APPS[app_name],
-            }
-        )
-        server = make_server(host, port, app, threaded=True)
-        base = f"http://{host}:{server.server_port}"
-        prefix = app.config["LIVEKIT_ONBOARDING_URL_PREFIX"].rstrip("/")
-        announce(_banner(f"{base}/", f"{base}{prefix}/token", app_name, livekit))
+        worker = _start_agent(livekit, announce) if agent else None
         try:
-            server.serve_forever()
+            app = create_app(
+                {
+                    "LIVEKIT_URL": livekit.url,
+                    "LIVEKIT_API_KEY": livekit.api_key,
+                    "LIVEKIT_API_SECRET": livekit.api_secret,
+                    "LIVEKIT_ONBOARDING_AGENT_NAME": worker.agent_name if worker else None,
+                    **APPS[app_name],
+                }
+            )
+            server = make_server(host, port, app, threaded=True)
+            base = f"http://{host}:{server.server_port}"
+            prefix = app.config["LIVEKIT_ONBOARDING_URL_PREFIX"].rstrip("/")
+            announce(_banner(f"{base}/", f"{base}{prefix}/token", app_name, livekit, worker))
+            try:
+                server.serve_forever()
+            finally:
+                server.server_close()
+                app.extensions["livekit_onboarding"].close()
         finally:
-            server.server_close()
+            if worker is not None:
+                worker.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,18 +164,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=5000, help="5000 unless taken, then any free port"
     )
+    parser.add_argument(
+        "--no-agent", action="store_true", help="do not start the example onboarding agent"
+    )
     args = parser.parse_args(argv)
     port = args.port if _port_is_free(args.host, args.port) else free_port(args.host)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         # Returns on Ctrl-C: werkzeug's serve_forever() ends quietly on KeyboardInterrupt.
-        serve(args.app, args.host, port, announce=lambda text: print(text, flush=True))
+        serve(
+            args.app,
+            args.host,
+            port,
+            agent=not args.no_agent,
+            announce=lambda text: print(text, flush=True),
+        )
     except KeyboardInterrupt:
         pass
     except LiveKitServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("\n  Stopped the demo app and its LiveKit dev server.")
+    print("\n  Stopped the demo app, its agent and its LiveKit dev server.")
     return 0
 
 

@@ -40,6 +40,7 @@ CHAT_TOPIC = "lk.chat"
 #: RPC method a participant (or a test) calls to see what the agent was told.
 STATE_RPC = "onboarding.state"
 AGENT_NAME = os.environ.get("LIVEKIT_ONBOARDING_AGENT_NAME") or "onboarding-agent"
+DISPLAY_NAME = "Onboarding assistant"
 #: A scripted agent costs no CPU worth measuring, so its load is its share of this many jobs.
 MAX_JOBS = int(os.environ.get("ONBOARDING_AGENT_MAX_JOBS", "25"))
 
@@ -160,6 +161,8 @@ async def onboarding_session(ctx: JobContext) -> None:
         ctx.shutdown("not an onboarding room")
         return
     OnboardingAgent(ctx, envelope).start()
+    # Shown instead of the generated identity (agent-AJ_...) in participant lists.
+    await ctx.room.local_participant.set_name(DISPLAY_NAME)
     logger.info("joined %s for %s", ctx.room.name, envelope.owner)
 
 

@@ -113,14 +113,19 @@ class AgentWorker:
                 # stops the worker (and its job processes) in order.
                 start_new_session=True,
             )
+        try:
+            self._wait_registered(start_offset, timeout)
+        except BaseException:  # Ctrl-C included: the worker is in its own session
+            self.stop()
+            raise
+
+    def _wait_registered(self, offset: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while REGISTERED not in self._log_since(start_offset):
-            if self.process.poll() is not None:
-                raise AgentWorkerError(
-                    f"the agent worker exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
+        while REGISTERED not in self._log_since(offset):
+            if self.process is None or self.process.poll() is not None:
+                code = self.process.returncode if self.process else None
+                raise AgentWorkerError(f"the agent worker exited with {code}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
-                self.stop()
                 raise AgentWorkerError(
                     f"the agent worker did not register within {timeout:.0f}s:\n{self.log_tail()}"
                 )

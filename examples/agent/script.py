@@ -34,7 +34,7 @@ def _facts(context: Mapping[str, Any]) -> str:
     """The context as a short, readable list: 'plan: pro, locale: en-GB'."""
     parts = []
     for key, value in context.items():
-        if key in ("step", "customer", "name"):
+        if key in ("step", "customer", "name", "product", "company"):
             continue
         if isinstance(value, list | tuple):
             value = ", ".join(str(v) for v in value)

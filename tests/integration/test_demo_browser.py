@@ -25,6 +25,10 @@ from livekit import api, rtc
 from werkzeug.serving import make_server
 
 from flask_livekit_onboarding.devserver import LiveKitDevServer
+from tests.integration.agent_support import (
+    AGENT_NAME,
+    agent_worker,  # noqa: F401 (fixture)
+)
 
 pytestmark = pytest.mark.integration
 
@@ -358,3 +362,47 @@ def test_demo_page_explains_a_refused_token_request(page: Any, serve: Any) -> No
     expect(page.locator("#error")).not_to_contain_text("401")
     expect(page.get_by_role("button", name="Start onboarding")).to_be_enabled()
     expect(page.locator("#session")).to_be_hidden()
+
+
+@pytest.mark.usefixtures("agent_worker")
+def test_the_agent_greets_the_user_on_the_demo_page_and_chats(
+    base_config: dict[str, Any],
+    page: Any,
+    page_errors: list[str],
+    serve: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    from examples.minimal.app import create_app
+
+    app = create_app(
+        {
+            **base_config,
+            "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True,
+            "LIVEKIT_ONBOARDING_AGENT_NAME": AGENT_NAME,
+        }
+    )
+    page.goto(serve(app) + "/")
+    page.get_by_placeholder("Your name (optional)").fill("Ada")
+    start_onboarding(page)
+    expect(page.locator("#me")).to_contain_text("Ada")
+
+    # The agent joins, shows as one, and greets the user by name with the host's context.
+    agent = page.locator("#participants li", has_text="agent")
+    expect(agent).to_have_count(1)
+    expect(agent).to_contain_text("Onboarding assistant")
+    expect(page.locator("#agent-status")).to_have_text("joined")
+    greeting = page.locator('#chat li[data-from="agent"]').first
+    expect(greeting).to_contain_text("Hi Ada, welcome to Acme Analytics!")
+    expect(greeting).to_contain_text("plan: trial")
+    expect(greeting).to_contain_text("Step 1 of 5: Welcome")
+
+    # Typed messages go to the agent on the chat topic, and it answers.
+    page.get_by_label("Message").fill("next")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator('#chat li[data-from="you"]')).to_have_text("Younext")
+    expect(page.locator('#chat li[data-from="agent"]').nth(1)).to_contain_text(
+        "Step 2 of 5: Connect a data source"
+    )
+    screenshot(page, "demo-agent.png")
+    assert page_errors == []

@@ -2,7 +2,8 @@
 //
 // The page asks the Flask app's standardized token endpoint for credentials through
 // livekit-client's TokenSource.endpoint(), joins the onboarding room, and shows what the
-// host app put in the room metadata plus who is in the room.
+// host app put in the room metadata plus who is in the room, and chats with the onboarding
+// agent (examples/agent) on LiveKit's text-stream chat topic.
 import { ConnectionState, Room, RoomEvent, Track, TokenSource } from 'livekit-client';
 
 const $ = (selector) => document.querySelector(selector);
@@ -23,7 +24,16 @@ const ui = {
   participants: $('#participants'),
   count: $('#participant-count'),
   media: $('#media'),
+  name: $('#participant-name'),
+  agentStatus: $('#agent-status'),
+  chat: $('#chat'),
+  chatEmpty: $('#chat-empty'),
+  chatForm: $('#chat-form'),
+  chatInput: $('#chat-input'),
 };
+
+// livekit-client's sendText() default chat topic; the example agent reads and writes it.
+const CHAT_TOPIC = 'lk.chat';
 
 // One token source per page: it POSTs the snake_case request body to the endpoint and
 // reads back server_url / participant_token.
@@ -48,6 +58,7 @@ function setStatus(state) {
   ui.start.hidden = busy;
   ui.start.disabled = busy;
   ui.leave.hidden = !busy;
+  if (ui.name) ui.name.disabled = busy;
 }
 
 function showError(message) {
@@ -127,6 +138,56 @@ function renderParticipants() {
   }
   ui.participants.replaceChildren(...items);
   ui.count.textContent = String(items.length);
+  renderAgentStatus();
+  for (const li of ui.chat.children) labelChatMessage(li);
+}
+
+let agentSeen = false;
+
+function renderAgentStatus() {
+  const agent = room && [...room.remoteParticipants.values()].find((p) => p.isAgent);
+  if (agent) agentSeen = true;
+  const state = agent ? 'joined' : agentSeen ? 'left' : 'waiting';
+  ui.agentStatus.dataset.state = state;
+  ui.agentStatus.textContent = { joined: 'joined', left: 'left the room', waiting: 'waiting to join…' }[state];
+}
+
+/** Who wrote a chat line; a message can arrive before its sender shows up as a participant. */
+function labelChatMessage(li) {
+  const identity = li.dataset.identity;
+  const isYou = identity === room?.localParticipant.identity;
+  const participant = room?.remoteParticipants.get(identity);
+  li.dataset.from = isYou ? 'you' : participant?.isAgent ? 'agent' : 'participant';
+  li.querySelector('.from').textContent = isYou
+    ? 'You'
+    : participant?.isAgent
+      ? 'Onboarding assistant'
+      : participant?.name || identity;
+}
+
+function addChatMessage(identity, text) {
+  const li = document.createElement('li');
+  li.dataset.identity = identity;
+  const from = document.createElement('span');
+  from.className = 'from';
+  li.append(from, document.createTextNode(text));
+  labelChatMessage(li);
+  ui.chat.append(li);
+  ui.chatEmpty.hidden = true;
+  ui.chat.scrollTop = ui.chat.scrollHeight;
+}
+
+async function sendChat(event) {
+  event.preventDefault();
+  const text = ui.chatInput.value.trim();
+  if (!room || !text) return;
+  ui.chatInput.value = '';
+  addChatMessage(room.localParticipant.identity, text);
+  try {
+    await room.localParticipant.sendText(text, { topic: CHAT_TOPIC });
+  } catch (err) {
+    showError(`Could not send your message: ${err.message}`);
+  }
 }
 
 function attachTrack(track, participant) {
@@ -146,6 +207,11 @@ function detachTrack(track) {
 
 function createRoom() {
   const r = new Room({ adaptiveStream: true, dynacast: true });
+  // Registered before connecting: the agent may greet as soon as we are in the room.
+  r.registerTextStreamHandler(CHAT_TOPIC, async (reader, sender) => {
+    const text = await reader.readAll();
+    if (room === r) addChatMessage(sender.identity, text);
+  });
   r.on(RoomEvent.ParticipantConnected, renderParticipants)
     .on(RoomEvent.ParticipantDisconnected, renderParticipants)
     .on(RoomEvent.ParticipantNameChanged, renderParticipants)
@@ -170,6 +236,9 @@ function resetSession() {
   room = null;
   ui.session.hidden = true;
   ui.media.replaceChildren();
+  ui.chat.replaceChildren();
+  ui.chatEmpty.hidden = false;
+  agentSeen = false;
   for (const audio of document.querySelectorAll('body > audio')) audio.remove();
   setStatus('idle');
 }
@@ -199,7 +268,9 @@ async function start() {
   room = r;
   try {
     // force: every click starts a fresh onboarding session instead of reusing a cached token.
-    const { serverUrl, participantToken } = await tokenSource.fetch({}, true);
+    const name = ui.name?.value.trim();
+    const options = name ? { participantName: name } : {};
+    const { serverUrl, participantToken } = await tokenSource.fetch(options, true);
     await r.connect(serverUrl, participantToken);
   } catch (err) {
     if (room !== r) return; // the user pressed Leave while connecting
@@ -244,5 +315,6 @@ ui.start.addEventListener('click', start);
 ui.leave.addEventListener('click', leave);
 ui.mic.addEventListener('change', () => applyToggle(ui.mic));
 ui.camera.addEventListener('change', () => applyToggle(ui.camera));
+ui.chatForm.addEventListener('submit', sendChat);
 window.addEventListener('pagehide', () => room?.disconnect());
 setStatus('idle');
