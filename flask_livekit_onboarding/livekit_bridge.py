@@ -12,6 +12,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
@@ -30,6 +31,8 @@ LiveKitCall = Callable[[api.LiveKitAPI], Awaitable[T]]
 # A pooled keep-alive connection that LiveKit closed (restart, idle timeout) fails before any
 # byte of the request is processed, so one immediate retry on a fresh connection is safe.
 _STALE_CONNECTION_ERRORS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+#: While LiveKit stays down, how often (seconds) one line reports the failures counted so far.
+OUTAGE_REPORT_INTERVAL = 60.0
 
 
 class LiveKitClient(Protocol):
@@ -58,6 +61,7 @@ class LiveKitBridge:
         self._api: api.LiveKitAPI | None = None
         self._finalizer: weakref.finalize[..., LiveKitBridge] | None = None
         self._closed = False
+        self.outage = Outage()
 
     def __repr__(self) -> str:
         return f"<LiveKitBridge url={self._url!r} running={self._loop is not None}>"
@@ -89,25 +93,31 @@ class LiveKitBridge:
 
     async def _call(self, fn: LiveKitCall[T], bound: float) -> T:
         try:
-            return await asyncio.wait_for(self._attempt(fn), bound)
+            result = await asyncio.wait_for(self._attempt(fn), bound)
         except asyncio.TimeoutError:
-            logger.warning("LiveKit did not answer within %.1fs", bound)
+            self.outage.failed(f"no answer within {bound:.1f}s")
             raise LiveKitTimeout() from None
         except api.TwirpError as error:
-            raise server_error(error) from None
+            if error.code == api.TwirpErrorCode.NOT_FOUND:
+                self.outage.answered()
+            else:
+                self.outage.failed(f"it answered {error.status} ({error.code})")
+            raise server_error(error, log=False) from None
         except aiohttp.ClientConnectionError as error:
-            logger.warning("LiveKit is unreachable: %s", type(error).__name__)
+            self.outage.failed(f"unreachable: {type(error).__name__}")
             raise LiveKitUnavailable() from None
         except aiohttp.ClientError as error:
-            logger.warning("LiveKit request failed: %s", type(error).__name__)
+            self.outage.failed(f"request failed: {type(error).__name__}")
             raise LiveKitError() from None
+        self.outage.answered()
+        return result
 
     async def _attempt(self, fn: LiveKitCall[T]) -> T:
         assert self._api is not None
         try:
             return await fn(self._api)
         except _STALE_CONNECTION_ERRORS:
-            logger.info("LiveKit closed a pooled connection; retrying once")
+            logger.debug("LiveKit closed a pooled connection; retrying once")
             return await fn(self._api)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -161,11 +171,63 @@ def _stop(
         loop.close()
 
 
-def server_error(error: api.TwirpError) -> Exception:
+class Outage:
+    """Logs LiveKit going away and coming back once each, not once per failed request.
+
+    The first failure after a success logs a warning; later ones are only counted (and
+    reported every :data:`OUTAGE_REPORT_INTERVAL` seconds) until LiveKit answers again, which
+    logs how long it was gone and how many requests failed meanwhile.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.since: float | None = None
+        self.failures = 0
+        self._reported = 0.0
+
+    def failed(self, reason: str) -> None:
+        """Record one failed call; ``reason`` names what went wrong (never a secret)."""
+        with self._lock:
+            now = self._clock()
+            if self.since is None:
+                self.since, self.failures, self._reported = now, 1, now
+                logger.warning(
+                    "LiveKit is failing (%s); requests answer 5xx until it is back, "
+                    "and further failures are counted rather than logged",
+                    reason,
+                )
+                return
+            self.failures += 1
+            if now - self._reported >= OUTAGE_REPORT_INTERVAL:
+                self._reported = now
+                logger.warning(
+                    "LiveKit still failing (%s): %d requests failed in %.0fs",
+                    reason,
+                    self.failures,
+                    now - self.since,
+                )
+
+    def answered(self) -> None:
+        """Record a call LiveKit answered; ends an outage, logging its length and count."""
+        if self.since is None:  # the common case, without taking the lock
+            return
+        with self._lock:
+            if self.since is None:
+                return
+            down_for, failures = self._clock() - self.since, self.failures
+            self.since, self.failures = None, 0
+        logger.warning(
+            "LiveKit answers again after %.1fs; %d requests failed meanwhile", down_for, failures
+        )
+
+
+def server_error(error: api.TwirpError, *, log: bool = True) -> Exception:
     """What a LiveKit error answer becomes: ``not_found`` stays for the caller, the rest 5xx."""
     if error.code == api.TwirpErrorCode.NOT_FOUND:
         return error
-    logger.warning("LiveKit answered %s (%s)", error.status, error.code)
+    if log:
+        logger.warning("LiveKit answered %s (%s)", error.status, error.code)
     if error.code == api.TwirpErrorCode.UNAVAILABLE or error.status == 503:
         return LiveKitUnavailable()
     if error.status in (401, 403):

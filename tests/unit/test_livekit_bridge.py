@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import socket
 import threading
@@ -15,7 +16,7 @@ from livekit import api
 
 from flask_livekit_onboarding.config import DEFAULTS, load_config
 from flask_livekit_onboarding.errors import LiveKitError, LiveKitTimeout, LiveKitUnavailable
-from flask_livekit_onboarding.livekit_bridge import LiveKitBridge
+from flask_livekit_onboarding.livekit_bridge import LiveKitBridge, Outage
 from tests.conftest import UNIT_CONFIG
 
 
@@ -162,3 +163,41 @@ def test_a_forked_worker_gets_its_own_loop() -> None:
         child.join(10)
         bridge.close()
     assert child.exitcode == 0
+
+
+def test_an_outage_logs_one_line_not_one_per_failed_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bridge = make_bridge(f"http://127.0.0.1:{closed_port()}")
+    try:
+        with caplog.at_level(logging.DEBUG, logger="flask_livekit_onboarding.livekit_bridge"):
+            for _ in range(30):
+                with pytest.raises(LiveKitUnavailable):
+                    bridge.call(list_rooms)
+    finally:
+        bridge.close()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "LiveKit is failing (unreachable" in warnings[0].getMessage()
+    assert bridge.outage.failures == 30
+
+
+def test_livekit_coming_back_is_logged_once_with_the_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    outage = Outage(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="flask_livekit_onboarding.livekit_bridge"):
+        outage.answered()
+        for _ in range(3083):
+            outage.failed("unreachable: ClientConnectorError")
+            now[0] += 5.0 / 3083
+        now[0] += 60.0
+        outage.failed("unreachable: ClientConnectorError")
+        outage.answered()
+        outage.answered()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("LiveKit is failing (unreachable: ClientConnectorError)")
+    assert lines[1].startswith("LiveKit still failing") and "3084 requests failed" in lines[1]
+    assert lines[2] == "LiveKit answers again after 65.0s; 3084 requests failed meanwhile"
