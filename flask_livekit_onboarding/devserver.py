@@ -258,15 +258,13 @@ def _redis_config(url: str) -> dict[str, object]:
     """livekit-server's ``redis:`` section for a ``redis://`` or ``rediss://`` URL."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise LiveKitServerError(
-            f"livekit-server needs a redis:// or rediss:// URL with a host, not {url!r}"
-        )
+        raise LiveKitServerError("livekit-server needs a redis:// or rediss:// URL with a host")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     config: dict[str, object] = {"address": f"{host}:{parts.port or 6379}"}
     db = parts.path.strip("/")
     if db:
         if not db.isdigit():
-            raise LiveKitServerError(f"the database in redis URL {url!r} is not a number")
+            raise LiveKitServerError(f"the database in the redis URL is not a number: {db!r}")
         config["db"] = int(db)
     if parts.username:
         config["username"] = urllib.parse.unquote(parts.username)

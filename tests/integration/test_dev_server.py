@@ -13,7 +13,12 @@ import pytest
 from livekit import api, rtc
 from livekit.protocol.webhook import WebhookEvent
 
-from flask_livekit_onboarding.devserver import LiveKitDevServer, free_port
+from flask_livekit_onboarding.devserver import (
+    LiveKitCluster,
+    LiveKitDevServer,
+    LiveKitServerError,
+    free_port,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +73,65 @@ def test_restart_keeps_the_url_and_accepts_clients(livekit_server: LiveKitDevSer
         assert server.healthy()
         token = _token(server, "harness-restart", "bob")
         assert asyncio.run(_join(server.url, token)) == "harness-restart"
+
+
+def test_killed_server_restarts_on_its_url(livekit_server: LiveKitDevServer) -> None:
+    with LiveKitDevServer(livekit_server.binary) as server:
+        server.kill()
+        assert not server.running
+        assert server.node_id is None
+        assert not server.healthy()
+
+        server.start()
+
+        assert server.healthy()
+        assert server.node_id is not None and server.node_id.startswith("ND_")
+        token = _token(server, "harness-killed", "dave")
+        assert asyncio.run(_join(server.url, token)) == "harness-killed"
+
+
+def test_redis_url_becomes_the_node_redis_config(livekit_server: LiveKitDevServer) -> None:
+    node = LiveKitDevServer(
+        livekit_server.binary, redis_url="rediss://lk:p%40ss@redis.internal:6380/2"
+    )
+
+    assert node.config()["redis"] == {
+        "address": "redis.internal:6380",
+        "db": 2,
+        "username": "lk",
+        "password": "p@ss",
+        "use_tls": True,
+    }
+    assert "redis" not in LiveKitDevServer(livekit_server.binary).config()
+    with pytest.raises(LiveKitServerError) as refused:
+        LiveKitDevServer(livekit_server.binary, redis_url="http://:hunter2@redis.internal/0")
+    assert "hunter2" not in str(refused.value)
+
+
+def test_cluster_nodes_share_one_key_and_route_to_each_other(
+    livekit_cluster: LiveKitCluster,
+) -> None:
+    first, second = livekit_cluster.nodes
+    assert livekit_cluster.running
+    assert first.url != second.url
+    assert first.node_id != second.node_id
+    assert (first.api_key, first.api_secret) == (second.api_key, second.api_secret)
+
+    async def meet() -> tuple[set[str], set[str]]:
+        rooms = [rtc.Room(), rtc.Room()]
+        try:
+            for room, node, identity in zip(rooms, (first, second), ("erin", "frank"), strict=True):
+                await room.connect(node.url, _token(node, "harness-cluster", identity))
+            deadline = asyncio.get_running_loop().time() + 10
+            while not all(room.remote_participants for room in rooms):
+                assert asyncio.get_running_loop().time() < deadline, "the clients never met"
+                await asyncio.sleep(0.05)
+            return set(rooms[0].remote_participants), set(rooms[1].remote_participants)
+        finally:
+            for room in rooms:
+                await room.disconnect()
+
+    assert asyncio.run(meet()) == ({"frank"}, {"erin"})
 
 
 @pytest.fixture
