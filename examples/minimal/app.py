@@ -12,6 +12,7 @@ guest identity. A real app registers an identity loader instead, see ``examples/
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,15 @@ def onboarding_context(identity: Identity) -> Mapping[str, Any]:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     load_dotenv(Path(__file__).with_name(".env"))  # real environment variables win
     app = Flask(__name__)
+    app.config.from_prefixed_env()  # FLASK_SECRET_KEY -> SECRET_KEY
     # LiveKit's own variable names: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, plus the
     # extension's LIVEKIT_ONBOARDING_* options (strings such as "true" or "900" are accepted).
     app.config.from_mapping({k: v for k, v in os.environ.items() if k.startswith("LIVEKIT_")})
     app.config.update(config or {})
+    if not app.config["SECRET_KEY"]:
+        # Demo mode keeps each guest's identity in the session cookie. Without a configured key,
+        # guests simply get new identities when the process restarts.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
     onboarding.init_app(app)  # POST /livekit/token and the session routes
 
     app.register_blueprint(demo)
