@@ -414,6 +414,7 @@ def test_losing_a_node_answers_503_or_504_in_time_and_recovers(
         pytest.fail("LiveKit placed none of 20 rooms on node 1")
     path = f"/livekit/rooms/{name}"
     killed_at: list[float] = []
+    old_node_id = doomed.node_id
     # The user is connected through node 0 (host "b" hands out node 0's URL).
     rejoin = b.start_session(user, room_name=name)
 
@@ -483,8 +484,9 @@ def test_losing_a_node_answers_503_or_504_in_time_and_recovers(
                 == 204
             )
 
-        # The node comes back on its URL; host "b" works again without a restart.
+        # The node comes back on its URL, as a new node; host "b" works again unrestarted.
         doomed.start()
+        assert doomed.node_id not in (None, old_node_id)
         status, view, _ = b.call("GET", path, user)
         assert status == 200, view
         assert b.call("DELETE", path, user)[0] == 204
