@@ -34,8 +34,9 @@ def render_demo_page(**context: Any) -> str:
         )
     prefix = current_app.config.get("LIVEKIT_ONBOARDING_URL_PREFIX", "/livekit").rstrip("/")
     context.setdefault("title", "Live onboarding")
-    # Guests have no name from a login: let them give one (sent as participant_name), so the
-    # agent can greet them by it. Signed-in users' names come from the app, never the page.
-    anonymous = current_app.config.get("LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS")
-    context.setdefault("ask_name", str(anonymous).strip().lower() in ("true", "1", "yes", "on"))
+    # Where the deployment lets clients name themselves (a demo with guests, who have no name
+    # from a login), ask for one, sent as participant_name, so the agent can greet them by it.
+    # Otherwise names come from the app's login, never from the page.
+    client_names = current_app.config.get("LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY")
+    context.setdefault("ask_name", str(client_names).strip().lower() in ("true", "1", "yes", "on"))
     return render_template("demo.html", token_endpoint=f"{prefix}/token", **context)

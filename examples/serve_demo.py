@@ -31,7 +31,11 @@ from examples.agent.runner import AgentWorker, AgentWorkerError, agent_python
 from flask_livekit_onboarding.devserver import LiveKitDevServer, LiveKitServerError, free_port
 
 APPS = {
-    "minimal": {"LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True},
+    # Guests, who may give a display name on the page so the agent greets them by it.
+    "minimal": {
+        "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True,
+        "LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY": True,
+    },
     "existing_app": {},
 }
 AGENT_NAME = "onboarding-agent"

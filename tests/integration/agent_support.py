@@ -125,3 +125,13 @@ async def agents_in_room(server: LiveKitDevServer, room_name: str) -> list[str]:
     async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
         response = await lk.room.list_participants(api.ListParticipantsRequest(room=room_name))
     return [p.identity for p in response.participants if p.kind == api.ParticipantInfo.Kind.AGENT]
+
+
+async def close_rooms(server: LiveKitDevServer, room_names: list[str]) -> None:
+    """Delete rooms (those already gone are fine): everyone in them, agents too, leaves."""
+    async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
+        for name in room_names:
+            try:
+                await lk.room.delete_room(api.DeleteRoomRequest(room=name))
+            except api.TwirpError:
+                pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +20,15 @@ import pytest
 from flask import Flask
 
 from examples.agent.runner import AgentWorker
+from flask_livekit_onboarding import Identity
 from flask_livekit_onboarding.devserver import LiveKitDevServer
+from tests.conftest import HostUsers
 from tests.integration.agent_support import (
     AGENT_NAME,
     ChatClient,
     agent_worker,  # noqa: F401 (fixture)
     agents_in_room,
+    close_rooms,
     start_worker,
 )
 
@@ -46,6 +50,31 @@ def report_latency() -> Iterator[None]:
         )
 
 
+@pytest.fixture
+def ada(users: HostUsers) -> str:
+    """The signed-in user: Ada, with an identity of her own in every test.
+
+    The session's livekit-server outlives each test, and a user's live onboarding room is
+    resumed, so a shared identity would land in an earlier test's room.
+    """
+    identity = f"ada-{secrets.token_hex(4)}"
+    users.current = Identity(identity=identity, name="Ada Lovelace")
+    return identity
+
+
+@pytest.fixture
+def rooms(livekit_server: LiveKitDevServer) -> Iterator[list[str]]:
+    """Room names to close after the test, so their agent jobs end too."""
+    names: list[str] = []
+    yield names
+    asyncio.run(close_rooms(livekit_server, names))
+
+
+def context_of(identity: str) -> dict[str, str]:
+    """What the test app's context provider (tests/conftest.py) stores for ``identity``."""
+    return {"user": identity, "plan": "pro", "locale": "en", "step": "welcome"}
+
+
 def agent_app(make_app: Any, mode: str = "eager", **config: Any) -> Flask:
     app: Flask = make_app(
         LIVEKIT_ONBOARDING_ROOM_CREATION=mode,
@@ -64,13 +93,14 @@ def request_token(app: Flask, body: dict[str, Any] | None = None) -> dict[str, A
 
 @pytest.mark.parametrize("mode", MODES)
 def test_agent_joins_and_greets_the_user_with_the_hosts_context(
-    make_app: Any, livekit_server: LiveKitDevServer, mode: str
+    make_app: Any, livekit_server: LiveKitDevServer, ada: str, rooms: list[str], mode: str
 ) -> None:
     app = agent_app(make_app, mode)
 
     async def scenario() -> None:
         started = time.monotonic()
         body = request_token(app)
+        rooms.append(body["room_name"])
         user = await ChatClient().join(body)
         try:
             greeting = await user.next_message()
@@ -95,12 +125,13 @@ def test_agent_joins_and_greets_the_user_with_the_hosts_context(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_job_metadata_is_the_servers_envelope(
-    make_app: Any, livekit_server: LiveKitDevServer, mode: str
+    make_app: Any, livekit_server: LiveKitDevServer, ada: str, rooms: list[str], mode: str
 ) -> None:
     app = agent_app(make_app, mode)
 
     async def scenario() -> None:
         body = request_token(app)
+        rooms.append(body["room_name"])
         user = await ChatClient().join(body)
         try:
             greeting = await user.next_message()
@@ -111,13 +142,8 @@ def test_job_metadata_is_the_servers_envelope(
         job, room = state["job_envelope"], state["room_envelope"]
         assert job is not None, "the dispatch carried no onboarding envelope as job metadata"
         assert job["v"] == 2
-        assert job["owner"] == "user-1"
-        assert job["context"] == {
-            "user": "user-1",
-            "plan": "pro",
-            "locale": "en",
-            "step": "welcome",
-        }
+        assert job["owner"] == ada
+        assert job["context"] == context_of(ada)
         assert job["session_id"]
         # The same session as the room metadata, which the server wrote too.
         assert job == room
@@ -143,7 +169,7 @@ FORGED = json.dumps(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_client_cannot_forge_the_agents_envelope(
-    make_app: Any, livekit_server: LiveKitDevServer, mode: str
+    make_app: Any, livekit_server: LiveKitDevServer, ada: str, rooms: list[str], mode: str
 ) -> None:
     app = agent_app(make_app, mode)
     response = app.test_client().post(
@@ -155,6 +181,7 @@ def test_a_client_cannot_forge_the_agents_envelope(
         return
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
+    rooms.append(body["room_name"])
 
     async def scenario() -> None:
         user = await ChatClient().join(body)
@@ -168,7 +195,7 @@ def test_a_client_cannot_forge_the_agents_envelope(
         finally:
             await user.leave()
         job = state["job_envelope"]
-        assert job["owner"] == "user-1"
+        assert job["owner"] == ada
         assert job["context"]["plan"] == "pro"
         assert "discount" not in job["context"]
         # What the client asked for travels beside the envelope, marked as the client's.
@@ -179,15 +206,24 @@ def test_a_client_cannot_forge_the_agents_envelope(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_context_patch_reaches_the_agent(
-    make_app: Any, livekit_server: LiveKitDevServer, mode: str
+    make_app: Any,
+    livekit_server: LiveKitDevServer,
+    users: HostUsers,
+    ada: str,
+    rooms: list[str],
+    mode: str,
 ) -> None:
     app = agent_app(make_app, mode)
 
     async def scenario() -> None:
         body = request_token(app)
+        rooms.append(body["room_name"])
         user = await ChatClient().join(body)
         try:
             greeting = await user.next_message()
+            # The host app moves the session on (here its staff, through the session route).
+            users.current = Identity(identity="staff-grace", name="Grace Hopper")
+            users.staff.add("staff-grace")
             response = await asyncio.to_thread(
                 app.test_client().patch,
                 f"/livekit/rooms/{body['room_name']}/context",
@@ -209,12 +245,13 @@ def test_a_context_patch_reaches_the_agent(
 
 
 def test_exactly_one_agent_per_room_across_rejoins(
-    make_app: Any, livekit_server: LiveKitDevServer
+    make_app: Any, livekit_server: LiveKitDevServer, ada: str, rooms: list[str]
 ) -> None:
     app = agent_app(make_app)
 
     async def scenario() -> None:
         first = request_token(app)
+        rooms.append(first["room_name"])
         user = await ChatClient().join(first)
         try:
             greeting = await user.next_message()
@@ -255,6 +292,7 @@ def test_a_disallowed_agent_is_refused_and_none_joins(
     make_app: Any,
     livekit_server: LiveKitDevServer,
     uninvited_worker: AgentWorker,
+    ada: str,
     mode: str,
 ) -> None:
     app = agent_app(make_app, mode)

@@ -379,6 +379,7 @@ def test_the_agent_greets_the_user_on_the_demo_page_and_chats(
         {
             **base_config,
             "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS": True,
+            "LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY": True,  # as in the demo: guests give a name
             "LIVEKIT_ONBOARDING_AGENT_NAME": AGENT_NAME,
         }
     )
