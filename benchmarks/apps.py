@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import datetime
+import gc
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-VARIANTS = ("baseline-flask", "ours-on_join", "naive-eager", "ours-eager")
+VARIANTS = ("baseline-flask", "baseline-livekit-api", "ours-on_join", "naive-eager", "ours-eager")
 
 IDENTITY = "bench-user-42"
 NAME = "Ada Bench"
@@ -41,6 +42,7 @@ def create_app(variant: str) -> Flask:
     """Build the Flask app for ``variant`` (one of :data:`VARIANTS`)."""
     factories: dict[str, Callable[[], Flask]] = {
         "baseline-flask": _baseline_flask,
+        "baseline-livekit-api": _baseline_livekit_api,
         "ours-on_join": lambda: _ours("on_join"),
         "naive-eager": _naive_eager,
         "ours-eager": lambda: _ours("eager"),
@@ -71,7 +73,8 @@ class TimedRequests:
     Joined with the load generator's own timestamps, this splits a request's latency into the
     wait before the app got it (gunicorn: a free thread, the GIL) and the time spent in it
     (for the eager variants, mostly the LiveKit call). Requests without the header (wrk's) pay
-    one dict lookup.
+    one dict lookup. Garbage-collector passes longer than 1 ms are written too (``gc`` lines),
+    to tell a pause of the whole process from a wait on LiveKit.
     """
 
     def __init__(self, app: Callable[..., Any], directory: str) -> None:
@@ -80,6 +83,17 @@ class TimedRequests:
         self.file: Any = None
         self.pid = 0
         self.lock = threading.Lock()
+        self.gc_started = 0.0
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.gc_started = time.time()
+            return
+        finished = time.time()
+        if finished - self.gc_started > 0.001 and self.file is not None:
+            line = f"gc {self.gc_started:.6f} {finished:.6f} {info.get('generation', -1)}\n"
+            self.file.write(line)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         seq = environ.get(SEQ_HEADER)
@@ -189,6 +203,50 @@ def _baseline_flask() -> Flask:
             },
         }
         return _created(url, jwt.encode(claims, secret, algorithm="HS256"), room)
+
+    return app
+
+
+def _baseline_livekit_api() -> Flask:
+    """The bare route again, with the token made by livekit-api's ``AccessToken`` instead of
+    PyJWT: what livekit-api's own token code costs, apart from anything of this package."""
+    from livekit import api
+
+    url, key, secret = _credentials()
+    app = Flask("bench-baseline-livekit-api")
+    ttl = datetime.timedelta(seconds=TOKEN_TTL)
+
+    @app.post("/livekit/token")
+    def token() -> Any:
+        request.get_json(silent=True)
+        room = _room_name()
+        jwt = (
+            api.AccessToken(key, secret)
+            .with_identity(IDENTITY)
+            .with_name(NAME)
+            .with_metadata(METADATA)
+            .with_attributes(ATTRIBUTES)
+            .with_grants(
+                api.VideoGrants(
+                    room_join=True,
+                    room=room,
+                    can_publish=True,
+                    can_subscribe=True,
+                    can_publish_data=True,
+                )
+            )
+            .with_room_config(
+                api.RoomConfiguration(
+                    name=room,
+                    empty_timeout=EMPTY_TIMEOUT,
+                    departure_timeout=DEPARTURE_TIMEOUT,
+                    metadata=_room_metadata(),
+                )
+            )
+            .with_ttl(ttl)
+            .to_jwt()
+        )
+        return _created(url, jwt, room)
 
     return app
 

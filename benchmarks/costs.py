@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from .apps import CONTEXT, DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, IDENTITY
+from .apps import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, IDENTITY
 from .harness import RESULTS_DIR
 from .serve import cpu_seconds
 
@@ -33,19 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     import jwt
     from livekit import api
 
-    from flask_livekit_onboarding.config import DEFAULTS, load_config
-    from flask_livekit_onboarding.livekit_bridge import LiveKitBridge
-    from flask_livekit_onboarding.envelope import encode_metadata
     from flask_livekit_onboarding.testing import LiveKitDevServer, ensure_livekit_server
+
+    from .apps import _room_metadata, create_app
 
     rows: list[tuple[str, float, float, float | None]] = []
     with LiveKitDevServer(ensure_livekit_server(), log_level="warn") as livekit:
         key, secret = livekit.api_key, livekit.api_secret
-        config = load_config(
-            {**DEFAULTS, "LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": key}
-            | {"LIVEKIT_API_SECRET": secret}
-        )
-        metadata = encode_metadata(IDENTITY, CONTEXT, int(time.time()))
+        os.environ.update(LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=key, LIVEKIT_API_SECRET=secret)
+        metadata = _room_metadata()
 
         def measure(label: str, call: Callable[[], Any], lk_calls: bool = False) -> None:
             for _ in range(min(200, args.calls)):
@@ -72,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         def create_room(client: api.LiveKitAPI) -> Awaitable[Any]:
             return client.room.create_room(request("onboarding-" + secrets.token_urlsafe(16)))
 
-        def participant_token() -> str:
+        def participant_token(room_config: bool = True) -> api.AccessToken:
             grants = api.VideoGrants(
                 room_join=True,
                 room="r",
@@ -80,43 +77,75 @@ def main(argv: list[str] | None = None) -> int:
                 can_subscribe=True,
                 can_publish_data=True,
             )
-            room_config = api.RoomConfiguration(
-                name="r",
-                empty_timeout=EMPTY_TIMEOUT,
-                departure_timeout=DEPARTURE_TIMEOUT,
-                metadata=metadata,
-            )
-            return (
+            token = (
                 api.AccessToken(key, secret)
                 .with_identity(IDENTITY)
                 .with_name("Ada Bench")
                 .with_metadata('{"plan":"pro"}')
                 .with_attributes({"role": "customer"})
                 .with_grants(grants)
-                .with_room_config(room_config)
                 .with_ttl(datetime.timedelta(seconds=900))
-                .to_jwt()
             )
+            if room_config:
+                token.with_room_config(
+                    api.RoomConfiguration(
+                        name="r",
+                        empty_timeout=EMPTY_TIMEOUT,
+                        departure_timeout=DEPARTURE_TIMEOUT,
+                        metadata=metadata,
+                    )
+                )
+            return token
 
         claims = {"iss": key, "sub": IDENTITY, "nbf": 0, "exp": 900, "name": "Ada Bench"}
-        claims |= {"video": {"roomJoin": True, "room": "r"}, "roomConfig": {"metadata": metadata}}
-        measure("PyJWT encode of the baseline's claims", lambda: jwt.encode(claims, secret))
-        measure("livekit-api AccessToken.to_jwt, participant + room_config", participant_token)
+        claims |= {"metadata": '{"plan":"pro"}', "attributes": {"role": "customer"}}
+        claims |= {
+            "video": {
+                "roomJoin": True,
+                "room": "r",
+                "canPublish": True,
+                "canSubscribe": True,
+                "canPublishData": True,
+            },
+            "roomConfig": {
+                "name": "r",
+                "emptyTimeout": EMPTY_TIMEOUT,
+                "departureTimeout": DEPARTURE_TIMEOUT,
+                "metadata": metadata,
+            },
+        }
+        measure("PyJWT encode of the same claims", lambda: jwt.encode(claims, secret))
+        measure(
+            "livekit-api AccessToken.to_jwt, participant + room_config",
+            lambda: participant_token().to_jwt(),
+        )
+        built = participant_token()
+        measure(
+            "  of which Claims.asdict (dataclasses.asdict + MessageToDict)", built.claims.asdict
+        )
+        measure(
+            "livekit-api AccessToken.to_jwt without room_config",
+            lambda: participant_token(room_config=False).to_jwt(),
+        )
         measure(
             "livekit-api admin token signed on every API call (_auth_header)",
             lambda: (
                 api.AccessToken(key, secret).with_grants(api.VideoGrants(room_create=True)).to_jwt()
             ),
         )
+        for variant in ("baseline-flask", "baseline-livekit-api", "ours-on_join", "ours-eager"):
+            client = create_app(variant).test_client()
 
-        bridge = LiveKitBridge(config)
+            def post(client: Any = client, variant: str = variant) -> None:
+                response = client.post("/livekit/token", json={})
+                if response.status_code != 201:
+                    raise SystemExit(f"{variant} answered {response.status_code}")
 
-        async def nothing(client: api.LiveKitAPI) -> None:
-            return None
-
-        measure("bridge.call of a no-op coroutine (thread hop only)", lambda: bridge.call(nothing))
-        measure("bridge.call(create_room)", lambda: bridge.call(create_room), lk_calls=True)
-        bridge.close()
+            measure(
+                f"{variant} request through Flask's test client",
+                post,
+                lk_calls=variant == "ours-eager",
+            )
 
         async def naive() -> None:
             client = api.LiveKitAPI(livekit.url, key, secret)
@@ -136,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         async def make_client() -> api.LiveKitAPI:
             return api.LiveKitAPI(livekit.url, key, secret)
 
-        client = loop.run_until_complete(make_client())
+        lkapi = loop.run_until_complete(make_client())
         measure(
             "create_room on this thread's loop, one session (no hop)",
-            lambda: loop.run_until_complete(create_room(client)),
+            lambda: loop.run_until_complete(create_room(lkapi)),
             lk_calls=True,
         )
-        loop.run_until_complete(client.aclose())
+        loop.run_until_complete(lkapi.aclose())
         loop.close()
 
     lines = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from .apps import TIMING_DIR_ENV, VARIANTS
 from .load import LoadSettings, find_wrk, run_wrk, wrk_version
 from .network import find_tool, tool_version
 from .openloop import run_vegeta
+from .probe import LiveKitProbe
 from .report import MIB, write_all
 from .serve import ROOT, GunicornServer, RssSampler, ServerSettings, cpu_seconds
 
@@ -62,13 +65,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.5,
         help="steady (open-loop) rate as a fraction of the variant's measured maximum",
     )
-    parser.add_argument("--steady-duration", type=int, help="seconds at the steady rate (8, quick 4; 0 skips)")
+    parser.add_argument(
+        "--steady-duration", type=int, help="seconds at the steady rate (8, quick 4; 0 skips)"
+    )
     parser.add_argument(
         "--anatomy-duration",
         type=int,
         help="seconds of closed-loop Vegeta at saturation for the eager variants (4, quick 3)",
     )
-    parser.add_argument("--rtts", type=int, nargs="+", help="remote: round-trip times in ms (2 20 50)")
+    parser.add_argument(
+        "--rtts", type=int, nargs="+", help="remote: round-trip times in ms (2 20 50)"
+    )
     parser.add_argument(
         "--tls", nargs="+", choices=("1.3", "1.2"), help="remote: TLS versions (1.3 1.2)"
     )
@@ -151,7 +158,16 @@ def main(argv: list[str] | None = None) -> int:
             for name in order:
                 log_path = logs / f"{name}-round{index + 1}.log"
                 run = measure(
-                    name, env, log_path, server_settings, wrk, load, args, livekit.pid, vegeta
+                    name,
+                    env,
+                    log_path,
+                    server_settings,
+                    wrk,
+                    load,
+                    args,
+                    livekit.pid,
+                    vegeta,
+                    probe_url=livekit.url,
                 )
                 run["round"] = index + 1
                 if rounds[name]:
@@ -189,6 +205,7 @@ def measure(
     args: argparse.Namespace,
     livekit_pid: int | None,
     vegeta: str | None = None,
+    probe_url: str | None = None,
 ) -> dict[str, Any]:
     """One fresh gunicorn for ``name``: warm up, measure the maximum with wrk (RSS, CPU and the
     connection split sampled throughout), then, with Vegeta, the latency at a steady rate of
@@ -214,23 +231,27 @@ def measure(
             split = max(sampler.splits, key=lambda s: (len(s), sum(s)), default=[])
             if vegeta is not None and args.steady_duration:
                 rate = max(1, round(args.steady_fraction * run["rps"]))
-                run["steady"] = run_vegeta(
-                    vegeta,
-                    server.url,
-                    rate=rate,
-                    duration_s=args.steady_duration,
-                    timing_dir=timing_dir,
-                )
-                if "eager" in name and args.anatomy_duration:
-                    run["saturation"] = run_vegeta(
+                with _probe(name, probe_url, env) as probe:
+                    run["steady"] = run_vegeta(
                         vegeta,
                         server.url,
-                        rate=0,
-                        duration_s=args.anatomy_duration,
+                        rate=rate,
+                        duration_s=args.steady_duration,
                         timing_dir=timing_dir,
-                        workers=load.connections,
-                        seq_base=10_000_000,
+                        probe=probe,
                     )
+                if "eager" in name and args.anatomy_duration:
+                    with _probe(name, probe_url, env) as probe:
+                        run["saturation"] = run_vegeta(
+                            vegeta,
+                            server.url,
+                            rate=0,
+                            duration_s=args.anatomy_duration,
+                            timing_dir=timing_dir,
+                            workers=load.connections,
+                            seq_base=10_000_000,
+                            probe=probe,
+                        )
     requests = max(run["requests"], 1)
     run["app_cpu_ms_per_request"] = 1000 * app_cpu / requests
     run["livekit_cpu_ms_per_request"] = 1000 * livekit_cpu / requests
@@ -239,6 +260,18 @@ def measure(
     run["log_warnings"] = server.warnings()
     run["token_claims"] = token_claims(server.first_answer)
     return run
+
+
+@contextlib.contextmanager
+def _probe(
+    name: str, url: str | None, env: dict[str, str]
+) -> Iterator[dict[str, list[tuple[float, float]]]]:
+    """For an eager variant, time CreateRoom straight to LiveKit during the run (see probe.py)."""
+    if url is None or "eager" not in name:
+        yield {}
+        return
+    with LiveKitProbe(url, env["LIVEKIT_API_KEY"], env["LIVEKIT_API_SECRET"]) as probe:
+        yield probe.result
 
 
 def describe(run: dict[str, Any]) -> str:
@@ -271,11 +304,25 @@ def _slowest(run: dict[str, Any]) -> str:
     if not anatomy.get("joined"):
         return ""
     slow, middle = anatomy["slowest_1pct"], anatomy["median_requests"]
-    return (
+    text = (
         f"; slowest 1 %: {slow['latency_ms']:.1f} ms = {slow['before_app_ms']:.1f} before the app "
         f"+ {slow['in_app_ms']:.1f} in it (median requests: {middle['before_app_ms']:.1f} + "
         f"{middle['in_app_ms']:.1f})"
     )
+    stalls = anatomy.get("stalls") or {}
+    if stalls.get("probe_calls"):
+        text += (
+            f"; LiveKit probe p50 {stalls['probe_p50_ms']:.1f} ms, max while the slow requests "
+            f"were in the app {_ms(stalls['probe_max_during_slow_median_ms'])} (median); "
+            f"timer lateness then {_ms(stalls['lateness_max_during_slow_median_ms'])}"
+        )
+    if stalls:
+        text += f"; GC in them {stalls['slow_in_app_gc_ms_mean']:.1f} ms"
+    return text
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
 
 
 def token_claims(answer: bytes) -> dict[str, Any]:
@@ -480,6 +527,8 @@ def _loadavg() -> str:
 
 
 def _git_commit() -> str:
+    if os.environ.get("BENCH_GIT_COMMIT"):
+        return os.environ["BENCH_GIT_COMMIT"]
     result = subprocess.run(
         ["git", "describe", "--always", "--dirty"],
         cwd=ROOT,

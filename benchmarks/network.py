@@ -91,7 +91,8 @@ class Certificates:
     def create(cls, directory: Path) -> Certificates:
         directory.mkdir(parents=True, exist_ok=True)
         ca_key, ca, key, csr, cert = (
-            directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+            directory / name
+            for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
         )
         ext = directory / "server.ext"
         ext.write_text(
@@ -207,7 +208,10 @@ class NginxTLS:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         # SIGQUIT is nginx's graceful stop; SIGTERM a fast one. Either way the master reaps its
         # worker before it exits.
@@ -217,7 +221,9 @@ class NginxTLS:
     def pid(self) -> int | None:
         return self._process.pid if self._process and self._process.poll() is None else None
 
-    def log_lines(self, since: float, until: float, port: int | None = None) -> list[dict[str, Any]]:
+    def log_lines(
+        self, since: float, until: float, port: int | None = None
+    ) -> list[dict[str, Any]]:
         """Access-log entries whose completion time lies in [since, until] (epoch seconds)."""
         entries = []
         try:
@@ -303,7 +309,10 @@ class Toxiproxy:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         _stop(self._process)
 

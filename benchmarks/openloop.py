@@ -39,6 +39,7 @@ def run_vegeta(
     workers: int | None = None,
     timeout_s: int = 10,
     seq_base: int = 0,
+    probe: dict[str, list[tuple[float, float]]] | None = None,
 ) -> dict[str, Any]:
     """Attack ``url`` at ``rate`` requests/s for ``duration_s`` (``rate`` 0: as fast as
     ``workers`` connections allow, a closed loop). Returns latency percentiles and, when
@@ -113,7 +114,59 @@ def run_vegeta(
     }
     if timing_dir is not None:
         summary["anatomy"] = anatomy(rows, read_timing(timing_dir, expected))
+        summary["anatomy"]["stalls"] = stall_evidence(
+            rows, read_timing(timing_dir, expected), read_gc_pauses(timing_dir), probe or {}
+        )
     return summary
+
+
+def stall_evidence(
+    rows: list[dict[str, Any]],
+    timing: dict[int, tuple[float, float, str]],
+    gc_pauses: list[tuple[float, float]],
+    probe_result: dict[str, list[tuple[float, float]]],
+) -> dict[str, Any]:
+    """What the slowest 1 % of requests waited on, while the app had them.
+
+    ``probe`` holds (sent, latency ms) of CreateRoom calls a separate process made directly to
+    LiveKit during the run, on its own connection: if they were slow while the slow requests
+    were in the app, LiveKit itself was slow; ``gc_ms`` is the app's garbage-collector time
+    inside those intervals; ``lateness`` how late the probe's own timer fired then (the
+    machine, with LiveKit out of the picture).
+    """
+    probe = probe_result.get("createroom", [])
+    lateness = probe_result.get("lateness", [])
+    joined = [(row["latency_ms"], timing[row["seq"]]) for row in rows if row["seq"] in timing]
+    if not joined:
+        return {}
+    joined.sort(key=lambda item: item[0])
+    slow = joined[-max(1, len(joined) // 100) :]
+    probe_all = [latency for _, latency in probe]
+    probe_during, gc_during, late_during = [], [], []
+    for _, (start, end, _worker) in slow:
+        inside = [
+            lat for sent, lat in probe if start <= sent <= end or start <= sent + lat / 1000 <= end
+        ]
+        probe_during.append(max(inside) if inside else None)
+        late = [ms for at, ms in lateness if start <= at <= end]
+        late_during.append(max(late) if late else None)
+        gc_during.append(1000 * sum(max(0.0, min(end, b) - max(start, a)) for a, b in gc_pauses))
+    seen = [value for value in probe_during if value is not None]
+    late_seen = [value for value in late_during if value is not None]
+    late_all = [ms for _, ms in lateness]
+    return {
+        "gc_pauses": len(gc_pauses),
+        "gc_longest_ms": 1000 * max((b - a for a, b in gc_pauses), default=0.0),
+        "slow_in_app_gc_ms_mean": statistics.fmean(gc_during),
+        "probe_calls": len(probe_all),
+        "probe_p50_ms": percentile(probe_all, 50) if probe_all else None,
+        "probe_p99_ms": percentile(probe_all, 99) if probe_all else None,
+        "probe_max_ms": max(probe_all) if probe_all else None,
+        "slow_with_probe_overlap": len(seen),
+        "probe_max_during_slow_median_ms": statistics.median(seen) if seen else None,
+        "lateness_p50_ms": percentile(late_all, 50) if late_all else None,
+        "lateness_max_during_slow_median_ms": statistics.median(late_seen) if late_seen else None,
+    }
 
 
 def read_timing(directory: Path, expected: int) -> dict[int, tuple[float, float, str]]:
@@ -123,9 +176,20 @@ def read_timing(directory: Path, expected: int) -> dict[int, tuple[float, float,
         pid = path.stem.removeprefix("timing-")
         for line in path.read_text().splitlines():
             fields = line.split()
-            if len(fields) == 4:
+            if len(fields) == 4 and fields[0] != "gc":
                 timing[int(fields[0])] = (float(fields[1]), float(fields[2]), f"{pid}/{fields[3]}")
     return timing
+
+
+def read_gc_pauses(directory: Path) -> list[tuple[float, float]]:
+    """Garbage-collector passes over 1 ms in the app processes, as (start, end) epoch seconds."""
+    pauses = []
+    for path in directory.glob("timing-*.txt"):
+        for line in path.read_text().splitlines():
+            fields = line.split()
+            if fields and fields[0] == "gc":
+                pauses.append((float(fields[1]), float(fields[2])))
+    return pauses
 
 
 def anatomy(

@@ -35,9 +35,7 @@ REMOTE_VARIANTS = ("naive-eager", "ours-eager")
 def main_remote(args: argparse.Namespace) -> int:
     from flask_livekit_onboarding.testing import LiveKitDevServer, ensure_livekit_server
 
-    variants = [name for name in args.variants if name in REMOTE_VARIANTS] or list(
-        REMOTE_VARIANTS
-    )
+    variants = [name for name in args.variants if name in REMOTE_VARIANTS] or list(REMOTE_VARIANTS)
     wrk = find_wrk()
     vegeta = find_tool("vegeta", required_by="the steady-rate measurements")
     nginx = find_tool("nginx", required_by="--profile remote (TLS terminator)")
@@ -65,6 +63,7 @@ def main_remote(args: argparse.Namespace) -> int:
             "warmup_s": args.warmup,
             "steady": f"Vegeta open loop at {args.steady_fraction:g}x the run's own wrk maximum, "
             f"{args.steady_duration} s",
+            "concurrency": settings.workers * settings.threads,
             "rtts_ms": args.rtts,
             "tls": args.tls,
             "path": "app -> Toxiproxy (latency toxic, RTT/2 each way) -> nginx TLS "

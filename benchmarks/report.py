@@ -45,6 +45,90 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{summary['peak_rss_bytes'] / MIB:.0f} | {summary['app_cpu_ms_per_request']:.2f} | "
             f"{summary['livekit_cpu_ms_per_request']:.2f} |"
         )
+    steady_rows = []
+    for name, variant in results["variants"].items():
+        summary = variant["summary"]
+        if "steady_p50_ms" not in summary:
+            continue
+        anatomies = [r["steady"].get("anatomy") for r in variant["rounds"] if r.get("steady")]
+        slow = _median_anatomy(anatomies)
+        steady_rows.append(
+            f"| {name} | {summary['steady_rate']:.0f} | {summary['steady_p50_ms']:.1f} | "
+            f"{summary['steady_p90_ms']:.1f} | {summary['steady_p99_ms']:.1f} | "
+            f"{summary['steady_max_ms']:.1f} | {summary['steady_errors']} | {slow} | "
+            f"{_stalls(anatomies)} |"
+        )
+    if steady_rows:
+        lines += [
+            "",
+            f"Latency at a steady rate: {settings.get('steady', '')}; medians across rounds. "
+            "*Slowest 1 %* splits the slowest requests into the time before the app got them "
+            "(gunicorn's queue for a thread, the GIL) and the time in the app; *while they were "
+            "in the app* gives, for the eager variants, a CreateRoom probe straight to LiveKit "
+            "(p50 → its slowest call during those requests, ms), the probe's own timer "
+            "lateness (the machine; p50 → during), and the app's garbage-collector time in them.",
+            "",
+            "| variant | rate/s | p50 ms | p90 ms | p99 ms | max ms | errors "
+            "| slowest 1 %: total = before app + in app (ms) "
+            "| while they were in the app: LiveKit probe · timer lateness · GC (ms) |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|",
+            *steady_rows,
+        ]
+    saturation_rows = []
+    for name, variant in results["variants"].items():
+        runs = [r["saturation"] for r in variant["rounds"] if r.get("saturation")]
+        if runs:
+            anatomies = [run.get("anatomy") for run in runs]
+            p50 = sorted(run["p50_ms"] for run in runs)[len(runs) // 2]
+            p99 = sorted(run["p99_ms"] for run in runs)[len(runs) // 2]
+            middle = _median_anatomy(anatomies, "median_requests")
+            saturation_rows.append(
+                f"| {name} | {p50:.1f} | {p99:.1f} | {middle} | {_median_anatomy(anatomies)} | "
+                f"{_stalls(anatomies)} |"
+            )
+    if saturation_rows:
+        lines += [
+            "",
+            f"At saturation ({settings.get('saturation_anatomy', '')}), where the time goes:",
+            "",
+            "| variant | p50 ms | p99 ms | median requests: total = before app + in app (ms) "
+            "| slowest 1 % (ms) | while they were in the app: LiveKit probe · timer lateness "
+            "· GC (ms) |",
+            "|---|---:|---:|---|---|---|",
+            *saturation_rows,
+        ]
+    splits = {
+        name: " ".join("/".join(map(str, s)) for s in v["summary"].get("connection_splits", []))
+        for name, v in results["variants"].items()
+    }
+    if any(splits.values()):
+        lines += [
+            "",
+            "Connections per worker (wrk's 16, one sample per round): "
+            + "; ".join(f"{name} {text}" for name, text in splits.items())
+            + ".",
+        ]
+    variants = results["variants"]
+    if {"baseline-flask", "baseline-livekit-api", "ours-on_join"} <= variants.keys():
+        rps = {name: variants[name]["summary"]["rps"] for name in variants}
+        cpu = {name: variants[name]["summary"]["app_cpu_ms_per_request"] for name in variants}
+        lines += [
+            "",
+            "Where `on_join`'s distance to the bare PyJWT route goes (req/s ratios, app CPU per "
+            "request): livekit-api's own token code, `baseline-livekit-api` / `baseline-flask` = "
+            f"{rps['baseline-livekit-api'] / rps['baseline-flask']:.2f}x "
+            f"({cpu['baseline-livekit-api'] - cpu['baseline-flask']:+.2f} ms); this package's "
+            f"token path, `ours-on_join` / `baseline-livekit-api` = "
+            f"{rps['ours-on_join'] / rps['baseline-livekit-api']:.2f}x "
+            f"({cpu['ours-on_join'] - cpu['baseline-livekit-api']:+.2f} ms).",
+        ]
+    if {"ours-eager", "naive-eager"} <= variants.keys():
+        ratio = variants["ours-eager"]["summary"]["rps"] / variants["naive-eager"]["summary"]["rps"]
+        lines += [
+            "",
+            f"On loopback (no TLS, no RTT), ours-eager / naive-eager req/s = {ratio:.2f}x: "
+            "see the remote profile for the comparison that matters.",
+        ]
     soak = results.get("soak")
     if soak:
         lines += [
@@ -86,6 +170,36 @@ def render_markdown(results: dict[str, Any]) -> str:
         for name, found in warnings.items():
             lines += [f"- {name}: `{line}`" for line in found[:3]]
     return "\n".join(lines) + "\n"
+
+
+def _stalls(anatomies: list[Any]) -> str:
+    """The LiveKit probe, timer lateness and GC seen while the slowest requests were in the app,
+    from the round whose slowest 1 % had the median total."""
+    rounds = [a for a in anatomies if a and a.get("joined") and a.get("stalls")]
+    if not rounds:
+        return "-"
+    stalls = sorted(rounds, key=lambda a: a["slowest_1pct"]["latency_ms"])[len(rounds) // 2][
+        "stalls"
+    ]
+    if not stalls.get("probe_calls"):
+        return f"GC {stalls['slow_in_app_gc_ms_mean']:.1f}"
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    probe = ms(stalls.get("probe_p50_ms")), ms(stalls.get("probe_max_during_slow_median_ms"))
+    late = ms(stalls.get("lateness_p50_ms")), ms(stalls.get("lateness_max_during_slow_median_ms"))
+    gc = stalls["slow_in_app_gc_ms_mean"]
+    return f"{probe[0]} → {probe[1]} · {late[0]} → {late[1]} · {gc:.1f}"
+
+
+def _median_anatomy(anatomies: list[Any], key: str = "slowest_1pct") -> str:
+    """``total = before app + in app`` of the round with the median total."""
+    groups = [a[key] for a in anatomies if a and a.get("joined")]
+    if not groups:
+        return "-"
+    group = sorted(groups, key=lambda g: g["latency_ms"])[len(groups) // 2]
+    return f"{group['latency_ms']:.1f} = {group['before_app_ms']:.1f} + {group['in_app_ms']:.1f}"
 
 
 def write_chart(results: dict[str, Any], path: Path) -> None:
@@ -175,9 +289,11 @@ def render_remote(results: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| RTT ms | TLS | ours-eager / naive-eager req/s | per round |",
-        "|---:|---|---:|---|",
+        "| RTT ms | TLS | ours-eager / naive-eager req/s | per round | with one more RTT per "
+        "naive request (TCP handshake; projection) |",
+        "|---:|---|---:|---|---:|",
     ]
+    concurrency = settings.get("concurrency", 8)
     for cell in results["cells"]:
         variants = cell["variants"]
         if {"ours-eager", "naive-eager"} <= variants.keys():
@@ -185,10 +301,14 @@ def render_remote(results: dict[str, Any]) -> str:
             per_round = [
                 a["rps"] / b["rps"] for a, b in zip(ours["rounds"], naive["rounds"], strict=True)
             ]
+            # Each of `concurrency` threads spends concurrency / rps per naive request; a real
+            # network adds one RTT (SYN, SYN-ACK) to it that Toxiproxy does not.
+            per_request = concurrency / naive["summary"]["rps"] + cell["rtt_ms"] / 1000
+            projected = ours["summary"]["rps"] * per_request / concurrency
             lines.append(
                 f"| {cell['rtt_ms']} | {cell['tls']} | "
                 f"{ours['summary']['rps'] / naive['summary']['rps']:.2f}x | "
-                f"{', '.join(f'{r:.2f}' for r in per_round)} |"
+                f"{', '.join(f'{r:.2f}' for r in per_round)} | {projected:.2f}x |"
             )
     slopes = rtt_slopes(results)
     if slopes:
