@@ -164,9 +164,3 @@ async def onboarding_session(ctx: JobContext) -> None:
     # Shown instead of the generated identity (agent-AJ_...) in participant lists.
     await ctx.room.local_participant.set_name(DISPLAY_NAME)
     logger.info("joined %s for %s", ctx.room.name, envelope.owner)
-
-
-if __name__ == "__main__":
-    from livekit.agents import cli
-
-    cli.run_app(server)
