@@ -9,8 +9,10 @@ PY := $(VENV)/bin/python
 demo:
 	./scripts/demo.sh
 
+# Then the unit tests again on the lowest versions pyproject.toml declares (.venv-lowest).
 test: setup
 	$(PY) -m pytest
+	./scripts/lowest-versions.sh
 
 setup: venv system-deps livekit-server frontend
 	PYTHON=$(PYTHON) ./scripts/setup-agent-env.sh
@@ -45,4 +47,4 @@ bench: venv livekit-server bench-system-deps
 	./benchmarks/run.sh
 
 clean:
-	rm -rf $(VENV) examples/frontend/node_modules tests/output
+	rm -rf $(VENV) .venv-lowest examples/frontend/node_modules tests/output
