@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import datetime
 import gc
 import json
@@ -34,7 +35,8 @@ CONTEXT = {"plan": "pro", "locale": "en", "step": "welcome"}
 ROOM_PREFIX = "onboarding-"
 TOKEN_TTL = 900
 #: Short, so the rooms created by the eager variants do not pile up in livekit-server.
-EMPTY_TIMEOUT = 10
+#: ``BENCH_EMPTY_TIMEOUT`` (``--empty-timeout``) changes it, to see what expiring rooms cost.
+EMPTY_TIMEOUT = int(os.environ.get("BENCH_EMPTY_TIMEOUT", "10"))
 DEPARTURE_TIMEOUT = 20
 
 
@@ -91,9 +93,10 @@ class TimedRequests:
             self.gc_started = time.time()
             return
         finished = time.time()
-        if finished - self.gc_started > 0.001 and self.file is not None:
+        if finished - self.gc_started > 0.001 and self.file is not None and not self.file.closed:
             line = f"gc {self.gc_started:.6f} {finished:.6f} {info.get('generation', -1)}\n"
-            self.file.write(line)
+            with contextlib.suppress(ValueError):  # closed at exit by another thread
+                self.file.write(line)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         seq = environ.get(SEQ_HEADER)

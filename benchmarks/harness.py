@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--check", action="store_true", help="exit with status 1 when a target is missed"
     )
     args = parser.parse_args(argv)
+    if args.empty_timeout is not None:
+        # Read by benchmarks.apps in this process (the probe) and in every gunicorn it starts.
+        os.environ["BENCH_EMPTY_TIMEOUT"] = str(args.empty_timeout)
     quick = args.quick
     workers, _, threads = args.servers.partition("x")
     args.server_settings = ServerSettings(workers=int(workers), threads=int(threads or 1))
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "saturation_anatomy": f"Vegeta closed loop, {load.connections} connections, "
         f"{args.anatomy_duration} s (eager variants)",
         "livekit_server_log_level": "warn",
+        "room_empty_timeout_s": int(os.environ.get("BENCH_EMPTY_TIMEOUT", "10")),
     }
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.variants}
     warnings: dict[str, list[str]] = {name: [] for name in args.variants}

@@ -8,6 +8,7 @@ connection, so a stall in the app's process does not touch it.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import threading
 import time
@@ -58,7 +59,7 @@ class LiveKitProbe:
                 await client.room.create_room(
                     api.CreateRoomRequest(
                         name=ROOM_PREFIX + "probe-" + secrets.token_urlsafe(8),
-                        empty_timeout=EMPTY_TIMEOUT,
+                        empty_timeout=int(os.environ.get("BENCH_EMPTY_TIMEOUT", EMPTY_TIMEOUT)),
                         departure_timeout=DEPARTURE_TIMEOUT,
                     )
                 )

@@ -213,9 +213,11 @@ def summarize_remote(runs: list[dict[str, Any]]) -> dict[str, Any]:
     } | steady_summary(runs)
     floors = [s["floor_ms"] for s in steady if s.get("floor_ms") is not None]
     services = [s["nginx"]["upstream_p50_ms"] for s in steady if s["nginx"]["upstream_p50_ms"]]
+    tails = [s["nginx"]["upstream_p99_ms"] for s in steady if s["nginx"]["upstream_p99_ms"]]
     if floors:
         summary["steady_floor_ms"] = statistics.median(floors)
         summary["livekit_service_p50_ms"] = statistics.median(services)
+        summary["livekit_service_p99_ms"] = statistics.median(tails)
     return summary
 
 
