@@ -74,6 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds of closed-loop Vegeta at saturation for the eager variants (4, quick 3)",
     )
     parser.add_argument(
+        "--empty-timeout",
+        type=int,
+        help="empty timeout of the rooms the eager variants create, s (default 10)",
+    )
+    parser.add_argument(
         "--rtts", type=int, nargs="+", help="remote: round-trip times in ms (2 20 50)"
     )
     parser.add_argument(
