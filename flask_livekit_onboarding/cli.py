@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 from flask import Flask, current_app
@@ -21,6 +22,7 @@ from livekit import api
 
 from . import sessions
 from .config import MAX_NAME_LENGTH, OnboardingConfig, load_config
+from .dedupe import MemoryDedupe
 from .envelope import OnboardingRoom
 from .errors import (
     ConfigurationError,
@@ -30,10 +32,15 @@ from .errors import (
     RoomNotFound,
 )
 from .hooks import Identity
+from .rooms import Headcount, headcounts
 from .state import OnboardingState, get_state
 
 livekit_cli = AppGroup("livekit", help="Onboarding sessions on LiveKit.")
 
+#: Most rooms ``flask livekit rooms`` shows unless told otherwise.
+ROOMS_LIMIT = 100
+#: Longest lifetime, in seconds, of a token minted at the command line: one hour.
+MAX_TOKEN_TTL = 3600
 #: Default bound, in seconds, on the LiveKit call made by ``flask livekit check``.
 CHECK_TIMEOUT = 5.0
 
@@ -53,8 +60,9 @@ CHECK_TIMEOUT = 5.0
 )
 @click.option(
     "--ttl",
-    type=click.IntRange(min=1),
-    help="Token lifetime in seconds. Default: LIVEKIT_ONBOARDING_TOKEN_TTL.",
+    type=click.IntRange(min=1, max=MAX_TOKEN_TTL),
+    help=f"Token lifetime in seconds, at most {MAX_TOKEN_TTL}. "
+    "Default: LIVEKIT_ONBOARDING_TOKEN_TTL.",
 )
 @click.option(
     "--json",
@@ -105,27 +113,46 @@ def token_command(
 
 @livekit_cli.command("rooms")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def rooms_command(as_json: bool) -> None:
-    """List the live onboarding rooms: name, owner, participants and age.
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=ROOMS_LIMIT,
+    show_default=True,
+    help="Show at most this many rooms, newest first.",
+)
+def rooms_command(as_json: bool, limit: int) -> None:
+    """List the live onboarding rooms, newest first: name, owner, users, agents and age.
 
-    The participant count is LiveKit's room summary, which it refreshes every few seconds.
+    One ListRooms call reads every live room (LiveKit has no prefix filter); the rooms shown
+    are then counted with ListParticipants, which is exact at once and tells agents apart.
+    A count LiveKit could not give falls back to its room summary, marked "~" (users only,
+    up to about ten seconds late).
     """
     state = _state(_app())
     with _livekit_errors(state.config):
-        rooms = sessions.list_sessions(state)
+        rooms = sessions.list_sessions(state)[::-1]
+        shown = rooms[:limit]
+        counts = headcounts(state.livekit, [room.name for room in shown])
     now = int(time.time())
     if as_json:
-        click.echo(json.dumps([_room_row(room, now) for room in rooms], indent=2))
+        click.echo(json.dumps([_room_row(r, counts.get(r.name), now) for r in shown], indent=2))
         return
     if not rooms:
         click.echo("No onboarding rooms are live.")
         return
-    rows = [("ROOM", "OWNER", "PARTICIPANTS", "AGE")]
-    rows += [(r.name, r.owner, str(r.num_participants), _age(now - r.created_at)) for r in rooms]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    rows = [("ROOM", "OWNER", "USERS", "AGENTS", "AGE")]
+    for room in shown:
+        count = counts.get(room.name)
+        users = str(count.users) if count else f"~{room.num_participants}"
+        agents = str(count.agents) if count else "?"
+        age = _age(now - room.created_at)
+        rows.append((_printable(room.name), _printable(room.owner), users, agents, age))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        cells = [row[i].ljust(widths[i]) for i in range(3)]
-        click.echo("  ".join([*cells, row[3]]))
+        cells = [row[i].ljust(widths[i]) for i in range(4)]
+        click.echo("  ".join([*cells, row[4]]))
+    if len(rooms) > len(shown):
+        click.echo(f"{len(rooms) - len(shown)} more not shown (--limit).")
 
 
 @livekit_cli.command("end")
@@ -158,11 +185,33 @@ def check_command(timeout: float) -> None:
         response = state.livekit.call(
             lambda lk: lk.room.list_rooms(api.ListRoomsRequest()), timeout=timeout
         )
-    onboarding = [r for r in response.rooms if OnboardingRoom.from_room(r) is not None]
+    onboarding = [r for r in response.rooms if config.binding.read(r) is not None]
     click.echo(f"LiveKit at {config.url} accepted API key {config.api_key!r}.")
     if config.public_url != config.url:
         click.echo(f"Clients are sent to {config.public_url}.")
     click.echo(f"{len(response.rooms)} room(s) live, {len(onboarding)} of them onboarding rooms.")
+    _report_dedupe(state)
+
+
+def _report_dedupe(state: OnboardingState) -> None:
+    """Say which webhook de-duplication store is in use, and warn when it is per process."""
+    if isinstance(state.dedupe, MemoryDedupe):
+        click.echo(
+            "Webhook de-duplication: in-process (MemoryDedupe). Warning: every worker process "
+            "keeps its own, so with several processes or hosts each one emits every webhook; "
+            "set LIVEKIT_ONBOARDING_REDIS_URL to share it.",
+            err=True,
+        )
+        return
+    where = _redacted(state.config.redis_url) if state.config.redis_url else "custom"
+    click.echo(f"Webhook de-duplication: shared ({type(state.dedupe).__name__}, {where}).")
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{host}{port}"))
 
 
 @contextmanager
@@ -218,14 +267,22 @@ def _parse_context(raw: str | None) -> dict[str, Any]:
     return context
 
 
-def _room_row(room: OnboardingRoom, now: int) -> dict[str, Any]:
+def _room_row(room: OnboardingRoom, count: Headcount | None, now: int) -> dict[str, Any]:
     return {
         "room_name": room.name,
         "owner": room.owner,
+        "session_id": room.session_id,
+        "users": count.users if count else None,
+        "agents": count.agents if count else None,
         "num_participants": room.num_participants,
         "created_at": room.created_at,
         "age_seconds": max(0, now - room.created_at),
     }
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped, so no value can forge rows or move the cursor."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _age(seconds: int) -> str:

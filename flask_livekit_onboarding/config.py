@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .envelope import MAX_READ_DEPTH, RoomBinding
 from .errors import ConfigurationError
 
 #: Where the blueprint is mounted by :meth:`LiveKitOnboarding.init_app`.
@@ -16,8 +18,15 @@ URL_PREFIX = "/livekit"
 ROOM_CREATION = "eager"
 #: Prefix of generated room names; the rest is an unguessable random id.
 ROOM_PREFIX = "onboarding-"
-#: Lifetime of a participant token, in seconds. Short: it only has to last until the join.
-TOKEN_TTL = 900
+#: Lifetime of a participant token, in seconds. Short: it only has to cover the join, since
+#: LiveKit refreshes the token of a connected participant itself.
+TOKEN_TTL = 60
+#: ``resume``: a user with a live onboarding room gets a token for it (one room per user);
+#: ``new``: every request without ``room_name`` starts a new room.
+SESSION_POLICY = "resume"
+#: Key binding rooms to this deployment (signed envelopes, per-user room names). None derives
+#: one from the API secret; set one per deployment when several share a LiveKit project.
+SIGNING_KEY: str | None = None
 #: Upper bound, in seconds, on every call to the LiveKit server API.
 REQUEST_TIMEOUT = 5.0
 #: Seconds an onboarding room stays open with nobody in it before LiveKit closes it.
@@ -30,18 +39,36 @@ MAX_PARTICIPANTS = 0
 AGENT_NAME: str | None = None
 #: Further agent names a client may ask for in ``room_config.agents``.
 ALLOWED_AGENTS: tuple[str, ...] = ()
+#: Let clients add their own metadata to the agents they request; it reaches the agent beside
+#: the server's envelope, marked as the client's. Off: such a request is refused (403).
+ALLOW_CLIENT_AGENT_METADATA = False
 #: Let clients choose their ``participant_identity``. Off: the identity hook decides.
 ALLOW_CLIENT_IDENTITY = False
 #: Demo mode: with no identity hook, give every caller a random guest identity.
 ALLOW_ANONYMOUS = False
 #: Largest request body accepted by the blueprint, in bytes.
 MAX_BODY_BYTES = 256 * 1024
+#: Deepest nesting of an onboarding context (the context object is level 1), from the
+#: ``context_provider`` or a PATCH; at most 62, so the stored envelope stays readable.
+MAX_CONTEXT_DEPTH = 16
+#: Largest participant token issued, in bytes. Clients send it in the WebSocket URL, and
+#: nginx refuses a request line over 8 KiB by default.
+MAX_TOKEN_BYTES = 6144
+#: Serve the OpenAPI document of the routes at ``{prefix}/openapi.json``.
+OPENAPI = True
 #: Webhooks whose ``created_at`` is older than this many seconds are dropped.
 WEBHOOK_MAX_AGE = 300
 #: Seconds an event id is remembered to drop LiveKit's retries and duplicates.
 WEBHOOK_DEDUPE_WINDOW = 900
 #: Redis URL for webhook de-duplication shared by several workers; None keeps it in process.
 REDIS_URL: str | None = None
+#: ``at_least_once``: an event whose required receiver fails (or whose process dies while
+#: delivering it) is answered 503 and LiveKit sends it again; ``at_most_once``: an event is
+#: recorded before its signals are sent and never delivered twice, even if a receiver fails.
+WEBHOOK_DELIVERY = "at_least_once"
+#: Seconds an event being delivered is held for its process in ``at_least_once`` mode; a retry
+#: within them is answered 503 with ``Retry-After``, a retry after them takes the event over.
+WEBHOOK_CLAIM_TTL = 10
 
 _PREFIX = "LIVEKIT_ONBOARDING_"
 DEFAULTS: dict[str, Any] = {
@@ -50,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "ROOM_CREATION": ROOM_CREATION,
     _PREFIX + "ROOM_PREFIX": ROOM_PREFIX,
     _PREFIX + "TOKEN_TTL": TOKEN_TTL,
+    _PREFIX + "SESSION_POLICY": SESSION_POLICY,
+    _PREFIX + "SIGNING_KEY": SIGNING_KEY,
     _PREFIX + "REQUEST_TIMEOUT": REQUEST_TIMEOUT,
     _PREFIX + "EMPTY_TIMEOUT": EMPTY_TIMEOUT,
     _PREFIX + "DEPARTURE_TIMEOUT": DEPARTURE_TIMEOUT,
@@ -57,14 +86,22 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "AGENT_NAME": AGENT_NAME,
     _PREFIX + "ALLOWED_AGENTS": ALLOWED_AGENTS,
     _PREFIX + "ALLOW_CLIENT_IDENTITY": ALLOW_CLIENT_IDENTITY,
+    _PREFIX + "ALLOW_CLIENT_AGENT_METADATA": ALLOW_CLIENT_AGENT_METADATA,
     _PREFIX + "ALLOW_ANONYMOUS": ALLOW_ANONYMOUS,
     _PREFIX + "MAX_BODY_BYTES": MAX_BODY_BYTES,
+    _PREFIX + "MAX_CONTEXT_DEPTH": MAX_CONTEXT_DEPTH,
+    _PREFIX + "MAX_TOKEN_BYTES": MAX_TOKEN_BYTES,
+    _PREFIX + "OPENAPI": OPENAPI,
     _PREFIX + "WEBHOOK_MAX_AGE": WEBHOOK_MAX_AGE,
     _PREFIX + "WEBHOOK_DEDUPE_WINDOW": WEBHOOK_DEDUPE_WINDOW,
     _PREFIX + "REDIS_URL": REDIS_URL,
+    _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
+    _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
 }
+WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
 REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 ROOM_CREATION_MODES = ("eager", "on_join")
+SESSION_POLICIES = ("resume", "new")
 #: LiveKit's limits on names and on metadata/attributes, checked before anything is signed.
 MAX_NAME_LENGTH = 256
 MAX_METADATA_BYTES = 64 * 1024
@@ -82,6 +119,8 @@ class OnboardingConfig:
     room_creation: str
     room_prefix: str
     token_ttl: int
+    session_policy: str
+    signing_key: bytes
     request_timeout: float
     empty_timeout: int
     departure_timeout: int
@@ -89,17 +128,28 @@ class OnboardingConfig:
     agent_name: str | None
     allowed_agents: frozenset[str]
     allow_client_identity: bool
+    allow_client_agent_metadata: bool
     allow_anonymous: bool
     max_body_bytes: int
+    max_context_depth: int
+    max_token_bytes: int
+    openapi: bool
     webhook_max_age: int
     webhook_dedupe_window: int
     redis_url: str | None
+    webhook_delivery: str = WEBHOOK_DELIVERY
+    webhook_claim_ttl: int = WEBHOOK_CLAIM_TTL
 
     def __repr__(self) -> str:
         return (
             f"OnboardingConfig(url={self.url!r}, api_key={self.api_key!r}, api_secret='***', "
             f"room_creation={self.room_creation!r}, url_prefix={self.url_prefix!r})"
         )
+
+    @property
+    def binding(self) -> RoomBinding:
+        """The room prefix and key that make a room this deployment's."""
+        return RoomBinding(self.room_prefix, self.signing_key)
 
     @property
     def agent_names(self) -> frozenset[str]:
@@ -122,6 +172,14 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         raise ConfigurationError(
             f"{_PREFIX}ROOM_CREATION must be one of {', '.join(ROOM_CREATION_MODES)}, got {mode!r}"
         )
+    policy = config[_PREFIX + "SESSION_POLICY"]
+    if policy not in SESSION_POLICIES:
+        raise ConfigurationError(
+            f"{_PREFIX}SESSION_POLICY must be one of {', '.join(SESSION_POLICIES)}, got {policy!r}"
+        )
+    signing_key = _text(config[_PREFIX + "SIGNING_KEY"])
+    if signing_key and len(signing_key) < 32:
+        raise ConfigurationError(f"{_PREFIX}SIGNING_KEY must be at least 32 characters")
     prefix = config[_PREFIX + "URL_PREFIX"]
     if not isinstance(prefix, str) or (prefix and not prefix.startswith("/")):
         raise ConfigurationError(f"{_PREFIX}URL_PREFIX must be a path starting with '/'")
@@ -147,6 +205,8 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         room_creation=mode,
         room_prefix=room_prefix,
         token_ttl=_number(config, "TOKEN_TTL", int, minimum=1),
+        session_policy=policy,
+        signing_key=_signing_key(signing_key, str(config["LIVEKIT_API_SECRET"])),
         request_timeout=_number(config, "REQUEST_TIMEOUT", float, minimum=0.001),
         empty_timeout=_number(config, "EMPTY_TIMEOUT", int, minimum=0),
         departure_timeout=_number(config, "DEPARTURE_TIMEOUT", int, minimum=0),
@@ -154,12 +214,46 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         agent_name=_text(config[_PREFIX + "AGENT_NAME"]) or None,
         allowed_agents=frozenset(str(a) for a in agents),
         allow_client_identity=_flag(config, "ALLOW_CLIENT_IDENTITY"),
+        allow_client_agent_metadata=_flag(config, "ALLOW_CLIENT_AGENT_METADATA"),
         allow_anonymous=_flag(config, "ALLOW_ANONYMOUS"),
         max_body_bytes=_number(config, "MAX_BODY_BYTES", int, minimum=1),
+        max_context_depth=_context_depth(config),
+        max_token_bytes=_number(config, "MAX_TOKEN_BYTES", int, minimum=1024),
+        openapi=_flag(config, "OPENAPI"),
         webhook_max_age=_number(config, "WEBHOOK_MAX_AGE", int, minimum=1),
         webhook_dedupe_window=_number(config, "WEBHOOK_DEDUPE_WINDOW", int, minimum=1),
         redis_url=_text(config[_PREFIX + "REDIS_URL"]) or None,
+        webhook_delivery=_webhook_delivery(config[_PREFIX + "WEBHOOK_DELIVERY"]),
+        webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
     )
+
+
+def _signing_key(configured: str, api_secret: str) -> bytes:
+    if configured:
+        return configured.encode()
+    # A key of its own, so a room signature never doubles as anything signed with the secret.
+    return hmac.new(
+        api_secret.encode(), b"flask-livekit-onboarding room binding", "sha256"
+    ).digest()
+
+
+def _webhook_delivery(value: Any) -> str:
+    if value not in WEBHOOK_DELIVERY_MODES:
+        raise ConfigurationError(
+            f"{_PREFIX}WEBHOOK_DELIVERY must be one of {', '.join(WEBHOOK_DELIVERY_MODES)}, "
+            f"got {value!r}"
+        )
+    return str(value)
+
+
+def _context_depth(config: Mapping[str, Any]) -> int:
+    depth: int = _number(config, "MAX_CONTEXT_DEPTH", int, minimum=1)
+    # The envelope wraps the context in two levels; readers refuse deeper metadata.
+    if depth > MAX_READ_DEPTH - 2:
+        raise ConfigurationError(
+            f"{_PREFIX}MAX_CONTEXT_DEPTH must be at most {MAX_READ_DEPTH - 2}, got {depth}"
+        )
+    return depth
 
 
 def _text(value: Any) -> str:

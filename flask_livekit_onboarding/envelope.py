@@ -1,27 +1,164 @@
 """The onboarding envelope: the versioned record the server keeps in a room's metadata.
 
-LiveKit is the source of truth: the owner and the host's context live in the room metadata as
-``{"onboarding": {"v": 1, "owner": ..., "context": {...}, "created_at": ...}}``, which every
-participant (and an agent) can read. This module imports neither Flask nor the extension, so
-an agent process can read the envelope with it.
+LiveKit is the source of truth. The server writes, in the room metadata and in the job
+metadata of every agent dispatch it makes, one JSON document (contract version 2)::
+
+    {"onboarding": {
+        "v": 2,
+        "session_id": "…",        # new for every session, even when a room name repeats
+        "owner": "user-1",        # the identity from the host's login hook
+        "context": {…},           # the host's word: written by the server only
+        "client": {…},            # notes the room's users may write: never trusted
+        "created_at": 1700000000, # unix seconds
+        "sig": "…"                # HMAC binding room name, session, owner, time and context
+    }}
+
+A client-requested agent whose own metadata the deployment allows gets, beside the envelope,
+``"client_metadata": "<what the client sent>"``. This module imports neither Flask nor the
+extension, so an agent process can read the envelope with :meth:`Envelope.from_metadata`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+import math
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 METADATA_KEY = "onboarding"
-METADATA_VERSION = 1
+METADATA_VERSION = 2
+CLIENT_METADATA_KEY = "client_metadata"
+#: Nesting deeper than this is never read back: such metadata is not an onboarding envelope.
+MAX_READ_DEPTH = 64
 
 
 class RoomLike(Protocol):
     """The fields of ``livekit.api.Room`` (or ``livekit.rtc.Room``) read here."""
 
-    name: str
-    metadata: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def metadata(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The onboarding record of one session, as the server wrote it."""
+
+    owner: str
+    session_id: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    client: Mapping[str, Any] = field(default_factory=dict)
+    created_at: int = 0
+    version: int = METADATA_VERSION
+    signature: str = ""
+
+    @classmethod
+    def new(cls, owner: str, context: Mapping[str, Any], created_at: int) -> Envelope:
+        """A fresh session's envelope, not yet signed."""
+        return cls(owner, secrets.token_urlsafe(12), dict(context), {}, created_at)
+
+    @classmethod
+    def from_metadata(cls, metadata: str | None) -> Envelope | None:
+        """Read room metadata or job metadata; None when it holds no onboarding envelope.
+
+        Never raises: anything unreadable (invalid or too deeply nested JSON, wrong types) is
+        simply not an envelope.
+        """
+        record = _record(metadata)
+        if record is None:
+            return None
+        return cls(
+            owner=record["owner"],
+            session_id=_text(record.get("session_id")),
+            context=_mapping(record.get("context")),
+            client=_mapping(record.get("client")),
+            created_at=_int(record.get("created_at")),
+            version=_int(record.get("v")),
+            signature=_text(record.get("sig")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The envelope as the document stored in metadata."""
+        record: dict[str, Any] = {
+            "v": self.version,
+            "session_id": self.session_id,
+            "owner": self.owner,
+            "context": dict(self.context),
+            "client": dict(self.client),
+            "created_at": self.created_at,
+        }
+        if self.signature:
+            record["sig"] = self.signature
+        return {METADATA_KEY: record}
+
+    def to_metadata(self) -> str:
+        """Serialise for ``Room.metadata`` or a dispatch's job metadata.
+
+        Raises ``ValueError`` for values JSON has no spelling for (NaN, Infinity).
+        """
+        return _dumps(self.to_dict())
+
+
+def client_metadata(job_metadata: str | None) -> str | None:
+    """The metadata a client asked its agent to get, if the deployment let it; else None."""
+    document = _load(job_metadata)
+    value = document.get(CLIENT_METADATA_KEY) if isinstance(document, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def job_metadata(envelope: Envelope, client: str | None = None) -> str:
+    """The job metadata of a dispatch: the envelope, and the client's own metadata apart."""
+    document = envelope.to_dict()
+    if client:
+        document[CLIENT_METADATA_KEY] = client
+    return _dumps(document)
+
+
+@dataclass(frozen=True)
+class RoomBinding:
+    """What makes a room this deployment's: its name prefix and the key signing its envelope."""
+
+    prefix: str
+    key: bytes = field(repr=False)
+
+    def sign(self, room_name: str, envelope: Envelope) -> Envelope:
+        """``envelope`` with the signature binding it to ``room_name`` and this deployment."""
+        return replace(envelope, version=METADATA_VERSION, signature=self._mac(room_name, envelope))
+
+    def verify(self, room_name: str, envelope: Envelope) -> bool:
+        """True when ``room_name`` has this deployment's prefix and ``envelope`` its signature."""
+        if not room_name.startswith(self.prefix) or envelope.version != METADATA_VERSION:
+            return False
+        try:
+            expected = self._mac(room_name, envelope)
+        except ValueError:
+            return False
+        return hmac.compare_digest(expected, envelope.signature)
+
+    def room_name_for(self, identity: str) -> str:
+        """The room name of ``identity``'s session: stable, and unguessable without the key."""
+        digest = hmac.new(self.key, b"room\0" + identity.encode(), hashlib.sha256).digest()
+        return self.prefix + base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def read(self, room: RoomLike) -> OnboardingRoom | None:
+        """``room`` as an onboarding room of this deployment, or None (foreign or forged)."""
+        envelope = Envelope.from_metadata(room.metadata)
+        if envelope is None or not self.verify(room.name, envelope):
+            return None
+        return OnboardingRoom.from_envelope(room, envelope)
+
+    def _mac(self, room_name: str, envelope: Envelope) -> str:
+        signed = [room_name, envelope.session_id, envelope.owner, envelope.created_at]
+        payload = _dumps([*signed, dict(envelope.context)]).encode()
+        digest = hmac.new(self.key, payload, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 @dataclass(frozen=True)
@@ -34,62 +171,101 @@ class OnboardingRoom:
     created_at: int = 0
     sid: str = ""
     num_participants: int = 0
-    #: The room metadata as LiveKit returned it, envelope included.
-    metadata: str = field(default="", repr=False)
+    session_id: str = ""
+    client: Mapping[str, Any] = field(default_factory=dict)
+    #: The envelope as stored, signature included.
+    envelope: Envelope | None = field(default=None, repr=False)
 
     @classmethod
-    def from_room(cls, room: RoomLike) -> OnboardingRoom | None:
-        """Read a LiveKit room; None when it is not an onboarding room."""
-        record = decode_metadata(room.metadata)
-        if record is None:
-            return None
+    def from_envelope(cls, room: RoomLike, envelope: Envelope) -> OnboardingRoom:
         return cls(
             name=room.name,
-            owner=record["owner"],
-            context=record["context"],
-            created_at=_int(record.get("created_at")) or _int(getattr(room, "creation_time", 0)),
+            owner=envelope.owner,
+            context=dict(envelope.context),
+            created_at=envelope.created_at or _int(getattr(room, "creation_time", 0)),
             sid=str(getattr(room, "sid", "")),
-            num_participants=int(getattr(room, "num_participants", 0)),
-            metadata=room.metadata,
+            num_participants=_int(getattr(room, "num_participants", 0)),
+            session_id=envelope.session_id,
+            client=dict(envelope.client),
+            envelope=envelope,
         )
 
 
 def encode_metadata(owner: str, context: Mapping[str, Any], created_at: int) -> str:
-    """Serialise the onboarding record for ``Room.metadata``."""
-    record = {"v": METADATA_VERSION, "owner": owner, "context": dict(context)}
-    record["created_at"] = created_at
-    return json.dumps({METADATA_KEY: record}, separators=(",", ":"), ensure_ascii=False)
+    """An unsigned envelope for ``owner``: what other tools may write; no deployment trusts it."""
+    return Envelope.new(owner, context, created_at).to_metadata()
 
 
-def decode_metadata(metadata: str) -> dict[str, Any] | None:
-    """Return the onboarding record in ``metadata``, or None if there is none."""
-    try:
-        document = json.loads(metadata) if metadata else None
-    except (ValueError, RecursionError):
-        return None
+def decode_context(metadata: str | None) -> dict[str, Any] | None:
+    """The host's onboarding context in a room's metadata, or None for other rooms.
+
+    This reads without checking the signature; the extension's own routes and signals only
+    trust rooms whose envelope this deployment signed.
+    """
+    envelope = Envelope.from_metadata(metadata)
+    return None if envelope is None else dict(envelope.context)
+
+
+def decode_metadata(metadata: str | None) -> dict[str, Any] | None:
+    """The raw envelope record in ``metadata`` (unverified), or None; never raises."""
+    return _record(metadata)
+
+
+def _record(metadata: str | None) -> dict[str, Any] | None:
+    document = _load(metadata)
     record = document.get(METADATA_KEY) if isinstance(document, dict) else None
     if not isinstance(record, dict) or not isinstance(record.get("owner"), str):
         return None
-    if not isinstance(record.get("context"), dict):
-        record["context"] = {}
     return record
 
 
-def decode_context(metadata: str) -> dict[str, Any] | None:
-    """The host's onboarding context in a room's metadata, or None for other rooms."""
-    record = decode_metadata(metadata)
-    return None if record is None else dict(record["context"])
+def _load(text: str | None) -> Any:
+    if not text or not isinstance(text, str) or _too_deep(text):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
-def metadata_with_context(metadata: str, context: Mapping[str, Any]) -> str:
-    """``metadata`` with its onboarding context replaced and every other field kept as it was.
+def _too_deep(text: str) -> bool:
+    """A cheap upper bound on nesting, so the parser never meets a hostile depth."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_READ_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
-    Raises ``ValueError`` for a context JSON has no spelling for (NaN, Infinity).
-    """
-    document = json.loads(metadata)
-    document[METADATA_KEY]["context"] = dict(context)
+
+def _dumps(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _int(value: Any) -> int:
+    # json.loads reads "1e999" as infinity and "NaN" as NaN, which int() refuses.
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0

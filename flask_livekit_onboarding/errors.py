@@ -184,3 +184,43 @@ def as_api_error(error: wz.HTTPException) -> ApiError:
         converted.error_code = (error.name or "error").lower().replace(" ", "_")
     converted.__cause__ = error
     return converted
+
+
+class ContextConflict(ApiError, wz.Conflict):
+    """The room's metadata changed under a context update; the update may not have been kept."""
+
+    code = 409
+    error_code = "context_conflict"
+    description = "The room's context was changed by someone else meanwhile; send the update again."
+
+
+class ContextBusy(ApiError, wz.ServiceUnavailable):
+    """Another update of the same room held it too long, or LiveKit did not confirm the write."""
+
+    code = 503
+    error_code = "context_busy"
+    description = "Another update of this room's context is in progress; retry shortly."
+
+
+class WebhookNotDelivered(ApiError, wz.ServiceUnavailable):
+    """At-least-once delivery could not hand the event over now; LiveKit retries on a 503.
+
+    ``retry_after`` (seconds) becomes a ``Retry-After`` header, which LiveKit's sender honours.
+    """
+
+    code = 503
+    error_code = "webhook_not_delivered"
+    description = "The event was not delivered; it will be taken again on retry."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after))] if self.retry_after else []

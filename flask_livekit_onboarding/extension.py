@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, current_app
 
+from . import sessions
 from .cli import livekit_cli
 from .config import DEFAULTS, OnboardingConfig, load_config
 from .dedupe import WebhookDedupe, make_dedupe_store
+from .errors import ConfigurationError
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
 from .livekit_bridge import LiveKitBridge, LiveKitClient
+from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
 
 F = TypeVar("F", bound=IdentityLoader)
@@ -59,6 +63,11 @@ class LiveKitOnboarding:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         config = load_config(app.config)
+        if config.allow_anonymous and not app.secret_key:
+            raise ConfigurationError(
+                "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS keeps each guest in the Flask session: "
+                "set SECRET_KEY before init_app"
+            )
         app.extensions[EXTENSION_KEY] = OnboardingState(
             config=config,
             hooks=self.hooks,
@@ -74,6 +83,24 @@ class LiveKitOnboarding:
     def state(self, app: Flask | None = None) -> OnboardingState:
         """The per-app state of ``app`` (default: the current app)."""
         return get_state(app)
+
+    def update_context(
+        self,
+        room_name: str,
+        context: Mapping[str, Any],
+        mode: ContextMode = "merge",
+        *,
+        app: Flask | None = None,
+    ) -> dict[str, Any]:
+        """Change a live session's context as the host (the server's word, no access check).
+
+        For the host's own code, e.g. when the user finishes a step elsewhere in the app;
+        participants and agents see the change at once. Returns the new context.
+        """
+        state = get_state(app)
+        with (app or current_app).app_context():
+            room = sessions.update_context(state, None, room_name, context, mode)
+        return dict(room.context)
 
     def identity_loader(self, function: F) -> F:
         """Register the function telling who the current request's user is."""

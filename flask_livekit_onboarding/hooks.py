@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 from .envelope import OnboardingRoom
 
 #: What a caller wants to do with an existing onboarding room.
-RoomAction = Literal["join", "view", "update_context", "end"]
+RoomAction = Literal["join", "view", "update_context", "update_client", "end"]
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,36 @@
-"""Deciding who a request speaks for, from the host's hook or the deployment's settings."""
+"""Deciding who a request speaks for: the host's login hook, or a demo guest per browser.
+
+Every access decision uses the caller from :func:`current_identity`. Fields a client sends in
+the token request may only become claims of the participant token, and only where the
+deployment allows client-chosen identities (:func:`participant_identity`).
+"""
 
 from __future__ import annotations
 
 import secrets
 
+from flask import session
+
 from .errors import ConfigurationError, Forbidden, Unauthorized
 from .hooks import Identity
+from .limits import check_identity
 from .state import OnboardingState
 from .token_request import TokenRequest
 
+#: The Flask session key holding a demo guest's identity, so one browser stays one guest.
+GUEST_SESSION_KEY = "livekit_onboarding_guest"
+
 
 def current_identity(state: OnboardingState) -> Identity:
-    """The caller as the host's ``identity_loader`` sees it; 401 when nobody is signed in."""
+    """The caller as the host's ``identity_loader`` sees it; 401 when nobody is signed in.
+
+    In demo mode (``LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS`` with no hook) the caller is a guest
+    kept in the Flask session cookie, the same one on every request from that browser.
+    """
     loader = state.hooks.identity_loader
     if loader is None:
+        if state.config.allow_anonymous:
+            return _guest()
         raise Unauthorized(
             "No identity_loader is registered: decorate a function with "
             "@onboarding.identity_loader, or set LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=True "
@@ -24,60 +41,57 @@ def current_identity(state: OnboardingState) -> Identity:
         raise Unauthorized()
     if isinstance(found, str):
         found = Identity(identity=found)
-    if not isinstance(found, Identity) or not found.identity:
+    if not isinstance(found, Identity) or not isinstance(found.identity, str) or not found.identity:
         raise ConfigurationError(
             "identity_loader must return an Identity, a non-empty identity string, or None"
         )
-    return found
+    return check_identity(found, "identity_loader")
 
 
-def token_identity(state: OnboardingState, request: TokenRequest) -> Identity:
-    """The identity a token is minted for, applying the deployment's rules on client fields.
+def participant_identity(
+    state: OnboardingState, caller: Identity, request: TokenRequest
+) -> Identity:
+    """Who the token is minted for: the caller, with client fields only where allowed.
 
-    The hook speaks for the participant. A client may name itself where the hook gives no
-    name; any other client value that differs from the hook's is refused (403) unless
-    ``LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY`` is on.
+    Without ``LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY`` a client field that differs from
+    the server's value is refused (403 naming it), the display name included: a user cannot
+    name herself "Support". With it, the client's fields become claims of the token, while
+    access, authorization and context still use ``caller``.
     """
-    config = state.config
-    if state.hooks.identity_loader is None and config.allow_anonymous:
-        base = Identity(identity=f"guest-{secrets.token_hex(8)}", name=None)
-        if not config.allow_client_identity:
-            _refuse_unless_absent(request.participant_identity, "participant_identity")
-            _refuse_unless_absent(request.participant_metadata, "participant_metadata")
-            _refuse_unless_absent(request.participant_attributes, "participant_attributes")
-            return Identity(base.identity, request.participant_name or "Guest")
-    else:
-        base = current_identity(state)
-    if config.allow_client_identity:
+    name = caller.name or caller.identity
+    if state.config.allow_client_identity:
         return Identity(
-            identity=request.participant_identity or base.identity,
-            name=request.participant_name or base.name,
-            metadata=request.participant_metadata or base.metadata,
-            attributes=request.participant_attributes or base.attributes,
+            identity=request.participant_identity or caller.identity,
+            name=request.participant_name or name,
+            metadata=request.participant_metadata or caller.metadata,
+            attributes=request.participant_attributes or caller.attributes,
         )
-    _refuse_if_different(request.participant_identity, base.identity, "participant_identity")
-    _refuse_if_different(request.participant_metadata, base.metadata, "participant_metadata")
+    _refuse_if_different(request.participant_identity, caller.identity, "participant_identity")
+    _refuse_if_different(request.participant_name, name, "participant_name")
+    _refuse_if_different(request.participant_metadata, caller.metadata, "participant_metadata")
     _refuse_if_different(
-        request.participant_attributes, dict(base.attributes), "participant_attributes"
+        request.participant_attributes, dict(caller.attributes), "participant_attributes"
     )
-    if base.name is not None:
-        _refuse_if_different(request.participant_name, base.name, "participant_name")
-    return Identity(
-        identity=base.identity,
-        name=base.name or request.participant_name or base.identity,
-        metadata=base.metadata,
-        attributes=base.attributes,
-    )
+    return Identity(caller.identity, name, caller.metadata, caller.attributes)
 
 
-def _refuse_unless_absent(value: object, field: str) -> None:
-    if value is not None:
-        raise Forbidden(
-            f"{field} is chosen by the server; this deployment does not let clients set it.",
-            field=field,
-        )
+def _guest() -> Identity:
+    try:
+        guest = session.get(GUEST_SESSION_KEY)
+        if not isinstance(guest, str) or not guest.startswith("guest-"):
+            guest = f"guest-{secrets.token_hex(8)}"
+            session[GUEST_SESSION_KEY] = guest
+    except RuntimeError:
+        raise ConfigurationError(
+            "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS keeps each guest in the Flask session: "
+            "set SECRET_KEY on the app"
+        ) from None
+    return Identity(identity=guest, name="Guest")
 
 
 def _refuse_if_different(value: object, expected: object, field: str) -> None:
     if value is not None and value != expected:
-        _refuse_unless_absent(value, field)
+        raise Forbidden(
+            f"{field} is chosen by the server; this deployment does not let clients set it.",
+            field=field,
+        )

@@ -1,12 +1,33 @@
-"""LiveKit's limits on what a token or a room may carry, checked before anything is signed."""
+"""LiveKit's limits on what a token or a room may carry, checked before anything is signed.
+
+The same limits apply to what a client sends and to what the host's hooks return: a value
+LiveKit (or a proxy in front of it) cannot carry is refused with a 422 naming the field before
+any room is created or any token handed out.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
 from typing import Any
 
-from .config import MAX_METADATA_BYTES, MAX_NAME_LENGTH
+from livekit import api
+
+from .config import MAX_METADATA_BYTES, MAX_NAME_LENGTH, OnboardingConfig
 from .errors import ValidationFailed
+from .hooks import Identity
+from .tokens import mint_participant_token
+
+logger = logging.getLogger(__name__)
+
+#: Deepest nesting accepted anywhere in a request body; the body's own object is level 1.
+MAX_BODY_DEPTH = 64
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
 
 
 def check_name(value: Any, key: str) -> str:
@@ -15,12 +36,21 @@ def check_name(value: Any, key: str) -> str:
         raise ValidationFailed(f"{key} must be a non-empty string.", field=key)
     if len(value) > MAX_NAME_LENGTH:
         raise ValidationFailed(f"{key} is longer than {MAX_NAME_LENGTH} characters.", field=key)
+    if any(_is_control(char) for char in value):
+        # A newline or an escape sequence in a name would forge log lines and terminal output.
+        raise ValidationFailed(f"{key} must not contain control characters.", field=key)
+    _check_unicode(value, key)
     return value
+
+
+def _is_control(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F
 
 
 def check_size(value: str, key: str) -> None:
     """Refuse a value over LiveKit's 64 KiB limit for metadata and attributes."""
-    if len(value.encode()) > MAX_METADATA_BYTES:
+    if len(_check_unicode(value, key)) > MAX_METADATA_BYTES:
         raise ValidationFailed(f"{key} is larger than 64 KiB.", field=key)
 
 
@@ -38,5 +68,219 @@ def check_attributes(value: Any, key: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ValidationFailed(f"{key} must be an object of string values.", field=key)
+    for name, text in value.items():
+        _check_unicode(name, key)
+        _check_unicode(text, f"{key}.{_shown(name)}")
     check_size(json.dumps(value), key)
     return dict(value)
+
+
+def too_deep(document: bytes, max_depth: int) -> bool:
+    """Whether the JSON text ``document`` nests deeper than ``max_depth``, without parsing it.
+
+    Python's parser recurses once per level, so a hostile depth must be refused before it.
+    Cheap for ordinary bodies (two byte counts); otherwise a few passes of C-speed regexes.
+    """
+    if document.count(b"[") + document.count(b"{") <= max_depth:
+        return False
+    shape = _JSON_STRING.sub(b"", document).translate(None, _NOT_BRACKETS)
+    # Each pass removes the innermost containers; what is left after max_depth passes is deeper.
+    for _ in range(max_depth):
+        shape, removed = _EMPTY_PAIR.subn(b"", shape)
+        if not shape:
+            return False
+        if not removed:
+            # Unbalanced, so not JSON; still refuse a run of openers the parser would descend.
+            return re.search(rb"[\[{]{%d}" % (max_depth + 1), shape) is not None
+    return True
+
+
+def json_problem(value: Any, max_depth: int) -> tuple[str, str] | None:
+    """The first reason ``value`` cannot be stored as JSON: ``(path, what is wrong)``, or None.
+
+    Refused: nesting deeper than ``max_depth`` (``value`` itself is level 1), strings or keys
+    that are not valid Unicode (lone UTF-16 surrogates, which JSON's ``\\ud800`` escapes can
+    spell), NaN and infinities, and anything JSON has no type for. The path reads like
+    ``context.steps[2].title`` (for nesting, the outermost field: ``context``).
+    """
+    stack: list[tuple[Any, Any, int]] = [(value, None, 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            if not _is_unicode(item):
+                return _path(path), "is not valid Unicode (it holds a lone UTF-16 surrogate)"
+        elif isinstance(item, (dict, list, tuple)):
+            if depth > max_depth:
+                return _path(_outermost(path)), f"is nested deeper than {max_depth} levels"
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        return _path(path), "has a key that is not a string"
+                    if not _is_unicode(key):
+                        return _path((path, key)), "is a key that is not valid Unicode"
+                    stack.append((child, (path, key), depth + 1))
+            else:
+                stack.extend((child, (path, index), depth + 1) for index, child in enumerate(item))
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return _path(path), "is not a finite number"
+        elif item is not None and not isinstance(item, (bool, int)):
+            return _path(path), f"is not JSON (a {type(item).__name__})"
+    return None
+
+
+def check_json(value: Any, key: str, max_depth: int) -> None:
+    """Refuse (422 naming the field) a value :func:`json_problem` finds fault with."""
+    problem = json_problem(value, max_depth)
+    if problem is not None:
+        where, what = problem
+        field = _join(key, where)
+        raise ValidationFailed(f"{field} {what}.", field=field)
+
+
+def check_stored_json(value: Any, key: str, max_depth: int, *, hook: str | None = None) -> None:
+    """Refuse a context (or notes) that every later reader of the room could not read back.
+
+    ``hook`` names the host's hook that returned ``value``; the refusal is then logged as an
+    error for the host, and the client still gets the 422.
+    """
+    try:
+        check_json(value, key, max_depth)
+    except ValidationFailed as error:
+        if hook is not None:
+            logger.error("%s returned a value that cannot be stored: %s", hook, error.description)
+        raise
+
+
+def check_identity(identity: Identity, hook: str = "identity_loader") -> Identity:
+    """Apply the token request's limits to an :class:`Identity` a host hook returned.
+
+    The values end up in the participant token, so they meet the limits a client's would:
+    a value over one is logged as an error naming ``hook`` and refused with a 422 naming the
+    token field, before anything is created or signed.
+    """
+    checks = (
+        ("participant_identity", identity.identity, check_name),
+        ("participant_name", identity.name, check_name),
+        ("participant_metadata", identity.metadata, check_metadata),
+        ("participant_attributes", identity.attributes, _hook_attributes),
+    )
+    try:
+        for field, value, check in checks:
+            if value is not None:
+                check(value, field)
+    except ValidationFailed as error:
+        logger.error("%s returned an identity LiveKit cannot carry: %s", hook, error.description)
+        raise ValidationFailed(
+            f"The server's record of this user cannot go into a LiveKit token: {error.description}",
+            field=error.field,
+        ) from None
+    return identity
+
+
+def check_token_size(token: str, limit: int, *, field: str | None = None) -> str:
+    """Refuse a participant token longer than ``limit`` bytes (``MAX_TOKEN_BYTES``).
+
+    Clients send the token in the WebSocket URL, and proxies cap the request line (nginx at
+    8 KiB by default): a longer token would be issued and then fail at the join.
+    """
+    if len(token) > limit:
+        logger.error(
+            "a participant token of %d bytes was refused, over the %d of "
+            "LIVEKIT_ONBOARDING_MAX_TOKEN_BYTES: keep the identity's metadata and attributes "
+            "(and, with on_join, the context) smaller",
+            len(token),
+            limit,
+        )
+        raise ValidationFailed(
+            f"The participant token would be {len(token)} bytes, over the limit of {limit}: "
+            "the identity's metadata and attributes or the onboarding context are too large.",
+            field=field,
+        )
+    return token
+
+
+def check_participant_token(
+    token: str,
+    config: OnboardingConfig,
+    participant: Identity,
+    settings: api.RoomConfiguration | None = None,
+) -> str:
+    """:func:`check_token_size` with the bound of ``config``, blaming the largest part."""
+    parts = {
+        "participant_metadata": len(participant.metadata or ""),
+        "participant_attributes": len(json.dumps(dict(participant.attributes))),
+        # The envelope travels as room metadata and again in each agent's job metadata.
+        "context": 0 if settings is None else settings.ByteSize(),
+    }
+    return check_token_size(token, config.max_token_bytes, field=max(parts, key=parts.__getitem__))
+
+
+def check_token_fits(
+    config: OnboardingConfig, participant: Identity, settings: api.RoomConfiguration
+) -> None:
+    """Refuse, before a room is created for it, a token that :func:`check_participant_token`
+    would refuse once minted."""
+    probe = mint_participant_token(
+        config,
+        room_name=settings.name,
+        identity=participant.identity,
+        name=participant.name or participant.identity,
+        metadata=participant.metadata,
+        attributes=participant.attributes,
+        room_config=settings,
+    )
+    check_participant_token(probe, config, participant, settings)
+
+
+def _hook_attributes(value: Any, key: str) -> dict[str, str]:
+    return check_attributes(dict(value) if hasattr(value, "items") else value, key)
+
+
+def _check_unicode(value: str, key: str) -> bytes:
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        raise ValidationFailed(
+            f"{key} is not valid Unicode (it holds a lone UTF-16 surrogate).", field=key
+        ) from None
+
+
+def _is_unicode(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _outermost(path: Any) -> Any:
+    """The first step of ``path``: a depth problem is the whole field's, not one leaf's."""
+    while path is not None and path[0] is not None:
+        path = path[0]
+    return path
+
+
+def _path(path: Any) -> str:
+    parts: list[Any] = []
+    while path is not None:
+        path, part = path
+        parts.append(part)
+    text = ""
+    for part in reversed(parts):
+        text = f"{text}[{part}]" if isinstance(part, int) else _join(text, _shown(part))
+    return text
+
+
+def _join(base: str, name: str) -> str:
+    if not name:
+        return base
+    if not base or name.startswith("["):
+        return base + name
+    return f"{base}.{name}"
+
+
+def _shown(name: str) -> str:
+    """A key as it may appear in a field path: printable, and short."""
+    shown = name.encode("utf-8", "backslashreplace").decode()
+    return shown if len(shown) <= 64 else shown[:61] + "..."

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from livekit import api
 
-from .envelope import OnboardingRoom
+from .envelope import OnboardingRoom, RoomBinding
 from .errors import RoomNotFound
 from .livekit_bridge import LiveKitCall, LiveKitClient
 
@@ -36,16 +39,21 @@ def live_room(livekit: LiveKitClient, name: str) -> api.Room | None:
     return next((room for room in response.rooms if room.name == name), None)
 
 
-def find_room(livekit: LiveKitClient, name: str) -> OnboardingRoom | None:
-    """The onboarding room called ``name``, or None if LiveKit has no such onboarding room."""
+def find_room(livekit: LiveKitClient, name: str, binding: RoomBinding) -> OnboardingRoom | None:
+    """The onboarding room of this deployment called ``name``, or None if LiveKit has none."""
+    if not name.startswith(binding.prefix):
+        return None
     room = live_room(livekit, name)
-    return None if room is None else OnboardingRoom.from_room(room)
+    return None if room is None else binding.read(room)
 
 
-def list_rooms(livekit: LiveKitClient) -> list[OnboardingRoom]:
-    """Every live onboarding room on the LiveKit server (other rooms are left out)."""
+def list_rooms(livekit: LiveKitClient, binding: RoomBinding) -> list[OnboardingRoom]:
+    """Every live onboarding room of this deployment (other rooms are left out).
+
+    LiveKit's ListRooms has no name filter but exact names, so this reads every live room.
+    """
     response = livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest()))
-    rooms = (OnboardingRoom.from_room(room) for room in response.rooms)
+    rooms = (binding.read(room) for room in response.rooms if room.name.startswith(binding.prefix))
     return sorted((r for r in rooms if r is not None), key=lambda r: r.created_at)
 
 
@@ -54,6 +62,45 @@ def list_participants(livekit: LiveKitClient, name: str) -> list[api.Participant
     request = api.ListParticipantsRequest(room=name)
     response = _room_call(livekit, name, lambda lk: lk.room.list_participants(request))
     return list(response.participants)
+
+
+@dataclass(frozen=True)
+class Headcount:
+    """Who is in a room right now: users and agents apart (egress and the like left out)."""
+
+    users: int
+    agents: int
+
+
+def headcounts(
+    livekit: LiveKitClient, names: Sequence[str], concurrency: int = 8
+) -> dict[str, Headcount | None]:
+    """Count the participants of each room in one bounded call, ``concurrency`` at a time.
+
+    ``ListParticipants`` is exact at once, where ListRooms' ``num_participants`` lags by up
+    to about ten seconds and leaves agents out. None for a room whose count failed.
+    """
+
+    async def count_all(lk: api.LiveKitAPI) -> dict[str, Headcount | None]:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def count(name: str) -> Headcount | None:
+            async with gate:
+                try:
+                    response = await lk.room.list_participants(
+                        api.ListParticipantsRequest(room=name)
+                    )
+                except Exception:  # noqa: BLE001 - one room's failure only blanks its count
+                    return None
+            kinds = [p.kind for p in response.participants]
+            agents = sum(kind == api.ParticipantInfo.Kind.AGENT for kind in kinds)
+            users = sum(kind == api.ParticipantInfo.Kind.STANDARD for kind in kinds)
+            return Headcount(users, agents)
+
+        results = await asyncio.gather(*(count(name) for name in names))
+        return dict(zip(names, results, strict=True))
+
+    return livekit.call(count_all) if names else {}
 
 
 def update_room_metadata(livekit: LiveKitClient, name: str, metadata: str) -> api.Room:

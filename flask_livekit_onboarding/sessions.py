@@ -1,35 +1,49 @@
-"""The onboarding use cases: start or join with a token, view, update the context, end.
+"""The onboarding use cases: start or resume with a token, view, update the context, end.
 
 The HTTP views and the CLI call these with the app's state and the caller's identity, so each
-rule (access, limits, room settings, signals) lives here once. ``identity`` None stands for
-the operator at the command line, who may act on any onboarding room.
+rule (access, limits, room settings, signals) lives here once. ``caller`` None stands for the
+host itself (its own code, or the operator at the command line), who may act on any
+onboarding room of this deployment.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from flask import Flask, current_app
 from livekit import api
 
 from . import signals
-from .access import require_room
+from .access import authorize, require_room
 from .config import MAX_METADATA_BYTES
-from .envelope import OnboardingRoom, encode_metadata, metadata_with_context
-from .errors import ConfigurationError, Forbidden, ValidationFailed
+from .envelope import Envelope, OnboardingRoom, job_metadata
+from .errors import ApiError, ConfigurationError, Forbidden, ValidationFailed
 from .hooks import Identity
-from .rooms import create_room, delete_room, list_participants, list_rooms, update_room_metadata
+from .limits import check_participant_token, check_stored_json, check_token_fits
+from .locks import confirm_metadata, lock_bounds
+from .rooms import (
+    create_room,
+    delete_room,
+    list_participants,
+    list_rooms,
+    live_room,
+    update_room_metadata,
+)
+from .signals import send_contained
 from .state import OnboardingState
 from .token_request import AgentRequest
 from .tokens import mint_participant_token
 
 logger = logging.getLogger(__name__)
 
+#: The metadata key of the marker room left where a session ended (``new`` policy).
+ENDED_KEY = "onboarding_ended"
 #: How a context update combines with the room's current context.
 ContextMode = Literal["merge", "replace"]
 CONTEXT_MODES: tuple[ContextMode, ...] = ("merge", "replace")
@@ -44,135 +58,194 @@ class IssuedToken:
     room_name: str
     participant_name: str
     expires_in: int
+    #: True: the caller's live session was resumed; False: a new room was started; None:
+    #: ``on_join`` mode, where LiveKit decides at the join (the room's own session tells).
+    resumed: bool | None = None
 
-    def response_body(self) -> dict[str, str]:
-        """The body of LiveKit's standardized token response."""
+    def response_body(self) -> dict[str, Any]:
+        """LiveKit's standardized token response, plus ``resumed``."""
         return {
             "server_url": self.server_url,
             "participant_token": self.participant_token,
             "room_name": self.room_name,
             "participant_name": self.participant_name,
+            "resumed": self.resumed,
         }
 
 
 @dataclass(frozen=True)
 class SessionStatus:
-    """A live onboarding room and who is in it."""
+    """An onboarding room and who is in it; ``started`` False for an ``on_join`` room that
+    nobody has joined yet (its token is out, LiveKit creates it at the first join)."""
 
     room: OnboardingRoom
     participants: list[api.ParticipantInfo]
+    started: bool = True
 
 
 def issue_token(
     state: OnboardingState,
-    identity: Identity,
+    caller: Identity,
     *,
+    participant: Identity | None = None,
     room_name: str | None = None,
     agents: Iterable[AgentRequest] = (),
     context: Mapping[str, Any] | None = None,
     ttl: int | None = None,
     as_operator: bool = False,
 ) -> IssuedToken:
-    """Start a new onboarding room for ``identity`` (or join ``room_name``) and mint its token.
+    """Start or resume ``caller``'s onboarding session (or join ``room_name``); mint a token.
 
-    ``context`` replaces the host's ``context_provider`` for a new room; ``as_operator`` skips
-    the access check for a named room (the CLI).
+    Access and context use ``caller`` only; ``participant`` (default: the caller) is who the
+    token names. ``context`` replaces the host's ``context_provider`` for a new room;
+    ``as_operator`` skips the access check for a named room (the CLI).
     """
+    participant = participant or caller
     agents = tuple(agents)
-    room_config = None
     if room_name is not None:
         if agents:
             raise ValidationFailed(
                 "room_config.agents applies to new rooms only; omit room_name to start one.",
                 field="room_config.agents",
             )
-        room_name = require_room(state, room_name, None if as_operator else identity, "join").name
+        room = require_room(state, room_name, None if as_operator else caller, "join")
+        assert room.envelope is not None
+        settings = _room_settings(state, room.name, room.envelope, _dispatched_agents(state, ()))
+        resumed: bool | None = True
     else:
-        if context is None:
-            provider = state.hooks.context_provider
-            context = dict(provider(identity)) if provider is not None else {}
-        room_name, room_config = _start_room(state, identity.identity, context, agents)
-        logger.info("onboarding room %s created for %s", room_name, identity.identity)
-        signals.room_created.send(
-            _app(),
-            room_name=room_name,
-            identity=identity,
-            context=context,
-            mode=state.config.room_creation,
-        )
-    name = identity.name or identity.identity
+        settings, resumed = _start_or_resume(state, caller, agents, context)
     expires_in = ttl or state.config.token_ttl
+    name = participant.name or participant.identity
     token = mint_participant_token(
         state.config,
-        room_name=room_name,
-        identity=identity.identity,
+        room_name=settings.name,
+        identity=participant.identity,
         name=name,
-        metadata=identity.metadata,
-        attributes=identity.attributes,
-        room_config=room_config,
+        metadata=participant.metadata,
+        attributes=participant.attributes,
+        # In both modes: a room LiveKit re-creates from this token is a whole onboarding room.
+        room_config=settings,
         ttl=expires_in,
     )
-    signals.token_issued.send(
+    check_participant_token(token, state.config, participant, settings)
+    send_contained(
+        signals.token_issued,
         _app(),
-        room_name=room_name,
-        identity=identity,
+        room_name=settings.name,
+        identity=participant,
         participant_name=name,
         expires_in=expires_in,
     )
-    return IssuedToken(state.config.public_url, token, room_name, name, expires_in)
+    return IssuedToken(state.config.public_url, token, settings.name, name, expires_in, resumed)
 
 
-def session_status(state: OnboardingState, identity: Identity, room_name: str) -> SessionStatus:
-    """The onboarding room ``room_name`` and its participants, if ``identity`` may view it."""
-    room = require_room(state, room_name, identity, "view")
+def session_status(state: OnboardingState, caller: Identity, room_name: str) -> SessionStatus:
+    """The onboarding room ``room_name`` and its participants, if ``caller`` may view it.
+
+    The caller's own ``on_join`` room that nobody has joined yet is reported as not started.
+    """
+    binding = state.config.binding
+    if room_name == binding.room_name_for(caller.identity):
+        info = live_room(state.livekit, room_name)
+        if info is None:
+            pending = OnboardingRoom(name=room_name, owner=caller.identity)
+            return SessionStatus(pending, [], started=False)
+    room = require_room(state, room_name, caller, "view")
     return SessionStatus(room, list_participants(state.livekit, room.name))
 
 
 def update_context(
     state: OnboardingState,
-    identity: Identity,
+    caller: Identity | None,
     room_name: str,
-    patch: Mapping[str, Any],
+    context: Mapping[str, Any] | None = None,
     mode: ContextMode = "merge",
-) -> dict[str, Any]:
-    """Merge ``patch`` into (or replace) the room's context; return the new context.
-
-    ``merge`` follows JSON merge-patch rules (RFC 7386). The result is written with LiveKit's
-    ``UpdateRoomMetadata``, so connected participants and agents see it at once.
-    """
-    room = require_room(state, room_name, identity, "update_context")
-    context = dict(patch) if mode == "replace" else merge_patch(room.context, patch)
-    try:
-        metadata = metadata_with_context(room.metadata, context)
-    except ValueError:
-        raise ValidationFailed(
-            "context must be plain JSON (no NaN or Infinity).", field="context"
-        ) from None
-    if len(metadata.encode()) > MAX_METADATA_BYTES:
-        raise ValidationFailed(
-            "context makes the room metadata larger than LiveKit's 64 KiB.", field="context"
-        )
-    update_room_metadata(state.livekit, room.name, metadata)
-    logger.info("context of onboarding room %s updated by %s", room.name, identity.identity)
-    signals.context_updated.send(_app(), room_name=room.name, identity=identity, context=context)
-    return context
-
-
-def end_session(
-    state: OnboardingState, identity: Identity | None, room_name: str
+    *,
+    client: Mapping[str, Any] | None = None,
 ) -> OnboardingRoom:
-    """Close the onboarding room ``room_name``; everyone in it is disconnected."""
-    room = require_room(state, room_name, identity, "end")
+    """Change the room's server context and/or its client notes; return the updated room.
+
+    The context is the host's word: only the host (``caller`` None) or whom the
+    ``room_authorizer`` allows ``update_context`` (staff) may change it, not the room's owner
+    by default. The client notes (``client``) are the owner's to write. ``merge`` follows JSON
+    merge-patch rules (RFC 7386). The result is written with LiveKit's ``UpdateRoomMetadata``,
+    so connected participants and agents see it at once.
+    """
+    if context is None and client is None:
+        raise ValidationFailed("Send context or client to update.", field="context")
+    # One update of a room at a time, from the read to the confirmed write: LiveKit has no
+    # compare-and-set, so two interleaved merges would silently lose one of them.
+    wait, lease = lock_bounds(state.config)
+    with state.locks.hold(room_name, wait=wait, lease=lease):
+        room = require_room(state, room_name, None, "update_context")
+        if caller is not None:
+            if context is not None:
+                authorize(state.hooks, caller, room, "update_context", owner_may=False)
+            if client is not None:
+                authorize(state.hooks, caller, room, "update_client")
+        assert room.envelope is not None
+        envelope = room.envelope
+        new_context = envelope.context
+        if context is not None:
+            new_context = (
+                dict(context) if mode == "replace" else merge_patch(envelope.context, context)
+            )
+        new_client = envelope.client if client is None else merge_patch(envelope.client, client)
+        blame = "context" if context is not None else "client"
+        check_stored_json(new_context, "context", state.config.max_context_depth)
+        check_stored_json(new_client, "client", state.config.max_context_depth)
+        try:
+            updated = state.config.binding.sign(
+                room.name, replace(envelope, context=new_context, client=new_client)
+            )
+        except ValueError:
+            raise ValidationFailed(
+                f"{blame} must be plain JSON (no NaN or Infinity).", field=blame
+            ) from None
+        metadata = _metadata(updated, blame)
+        update_room_metadata(state.livekit, room.name, metadata)
+        confirm_metadata(state.livekit, room.name, metadata, state.config.request_timeout)
+    who = caller.identity if caller is not None else "the host"
+    logger.info("onboarding room %r updated by %r", room.name, who)
+    result = OnboardingRoom.from_envelope(_Named(room.name, metadata, room.sid), updated)
+    send_contained(
+        signals.context_updated,
+        _app(),
+        room_name=room.name,
+        identity=caller,
+        context=dict(updated.context),
+        client=dict(updated.client),
+        session_id=updated.session_id,
+    )
+    return result
+
+
+def end_session(state: OnboardingState, caller: Identity | None, room_name: str) -> OnboardingRoom:
+    """Close the onboarding room ``room_name``; everyone in it is disconnected.
+
+    With the ``new`` policy a room name never serves another session, so an ended room is
+    replaced by a closed marker room for one token lifetime: a token issued before the end
+    then joins that marker (no envelope, no agent) instead of bringing the session back.
+    """
+    room = require_room(state, room_name, caller, "end")
     delete_room(state.livekit, room.name)
-    ended_by = identity.identity if identity is not None else "the operator"
-    logger.info("onboarding room %s ended by %s", room.name, ended_by)
-    signals.session_ended.send(_app(), room_name=room.name, identity=identity)
+    ended_by = caller.identity if caller is not None else "the host"
+    logger.info("onboarding room %r ended by %r", room.name, ended_by)
+    if state.config.session_policy == "new":
+        _leave_ended_marker(state, room)
+    send_contained(
+        signals.session_ended,
+        _app(),
+        room_name=room.name,
+        identity=caller,
+        session_id=room.session_id,
+    )
     return room
 
 
 def list_sessions(state: OnboardingState) -> list[OnboardingRoom]:
-    """Every live onboarding room, oldest first."""
-    return list_rooms(state.livekit)
+    """Every live onboarding room of this deployment, oldest first."""
+    return list_rooms(state.livekit, state.config.binding)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -188,62 +261,169 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def _start_room(
+def _start_or_resume(
     state: OnboardingState,
-    owner: str,
-    context: Mapping[str, Any],
-    requested_agents: tuple[AgentRequest, ...],
-) -> tuple[str, api.RoomConfiguration | None]:
-    """Start a new onboarding room owned by ``owner``; return its name and token room config.
+    caller: Identity,
+    agents: tuple[AgentRequest, ...],
+    context: Mapping[str, Any] | None,
+) -> tuple[api.RoomConfiguration, bool | None]:
+    """The room settings of ``caller``'s session, and whether it was resumed.
 
-    In ``eager`` mode the room is created on LiveKit now and the config is None; in
-    ``on_join`` mode nothing is called and the config goes into the participant token.
+    With the ``resume`` policy the room name is derived from the caller's identity, so a
+    reload, a second tab or a lost room name lands in the live room: ``eager`` creation is
+    idempotent (LiveKit's CreateRoom returns a live room unchanged, without a second
+    dispatch), and ``on_join`` needs no call (LiveKit applies a token's room config only when
+    the room is not live).
     """
     config = state.config
-    agents = _dispatched_agents(state, requested_agents)
-    name = config.room_prefix + secrets.token_urlsafe(16)
+    binding = config.binding
+    if context is None:
+        provider = state.hooks.context_provider
+        context = dict(provider(caller)) if provider is not None else {}
+        check_stored_json(context, "context", config.max_context_depth, hook="context_provider")
+    if config.session_policy == "resume":
+        name = binding.room_name_for(caller.identity)
+    else:
+        name = config.room_prefix + secrets.token_urlsafe(16)
+    envelope = binding.sign(name, Envelope.new(caller.identity, context, int(time.time())))
+    _metadata(envelope, None)
+    settings = _room_settings(state, name, envelope, _dispatched_agents(state, agents))
+    if config.room_creation == "on_join":
+        if config.session_policy == "new":
+            _announce_new_room(state, name, caller, envelope)
+        return settings, None
+    check_token_fits(config, caller, settings)
+    live = binding.read(create_room(state.livekit, settings))
+    if live is None or live.envelope is None:
+        raise Forbidden(
+            f"The room {name!r} is live but is not an onboarding room of this deployment."
+        )
+    if live.session_id == envelope.session_id:
+        _announce_new_room(state, name, caller, envelope)
+        return settings, False
+    logger.info("onboarding room %r resumed for %r", name, caller.identity)
+    send_contained(
+        signals.session_resumed,
+        _app(),
+        room_name=name,
+        identity=caller,
+        session_id=live.session_id,
+        room_sid=live.sid,
+    )
+    return _room_settings(state, name, live.envelope, _dispatched_agents(state, ())), True
+
+
+def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
+    marker = {ENDED_KEY: {"session_id": room.session_id, "ended_at": int(time.time())}}
     settings = api.RoomConfiguration(
+        name=room.name,
+        metadata=json.dumps(marker),
+        empty_timeout=state.config.token_ttl,
+        departure_timeout=1,
+    )
+    try:
+        create_room(state.livekit, settings)
+    except ApiError as error:
+        # The session is over either way; only a stale token's way back stays open.
+        logger.warning("no ended marker for room %r: %s", room.name, error.error_code)
+
+
+def _announce_new_room(
+    state: OnboardingState, name: str, caller: Identity, envelope: Envelope
+) -> None:
+    logger.info("onboarding room %r created for %r", name, caller.identity)
+    send_contained(
+        signals.room_created,
+        _app(),
+        room_name=name,
+        identity=caller,
+        context=dict(envelope.context),
+        mode=state.config.room_creation,
+        session_id=envelope.session_id,
+    )
+
+
+def _room_settings(
+    state: OnboardingState, name: str, envelope: Envelope, agents: list[AgentRequest]
+) -> api.RoomConfiguration:
+    """The LiveKit settings of an onboarding room: metadata, timeouts, agent dispatches."""
+    config = state.config
+    return api.RoomConfiguration(
         name=name,
-        metadata=_new_room_metadata(owner, context),
+        metadata=envelope.to_metadata(),
         empty_timeout=config.empty_timeout,
         departure_timeout=config.departure_timeout,
         max_participants=config.max_participants,
         agents=[
-            api.RoomAgentDispatch(agent_name=a.agent_name, metadata=a.metadata) for a in agents
+            api.RoomAgentDispatch(
+                agent_name=agent.agent_name,
+                metadata=job_metadata(envelope, agent.metadata or None),
+                deployment=agent.deployment,
+            )
+            for agent in agents
         ],
     )
-    if config.room_creation == "eager":
-        create_room(state.livekit, settings)
-        return name, None
-    return name, settings
 
 
-def _new_room_metadata(owner: str, context: Mapping[str, Any]) -> str:
-    """The room metadata for a new room, refusing a context LiveKit could not store."""
+def _metadata(envelope: Envelope, field_name: str | None) -> str:
+    """The envelope as room metadata, refusing what LiveKit could not store.
+
+    ``field_name`` names the request field to blame (422); None blames the host's
+    ``context_provider`` (a configuration error).
+    """
     try:
-        metadata = encode_metadata(owner, context, int(time.time()))
+        metadata = envelope.to_metadata()
+        size = len(metadata.encode())
     except (TypeError, ValueError) as error:
-        raise ConfigurationError(f"context_provider returned a non-JSON value: {error}") from None
-    if len(metadata.encode()) > MAX_METADATA_BYTES:
-        raise ConfigurationError("context_provider returned a context larger than 64 KiB")
+        if field_name is None:
+            raise ConfigurationError(
+                f"context_provider returned a non-JSON value: {error}"
+            ) from None
+        raise ValidationFailed(
+            f"{field_name} must be plain JSON (no NaN or Infinity).", field=field_name
+        ) from None
+    if size > MAX_METADATA_BYTES:
+        if field_name is None:
+            raise ConfigurationError("context_provider returned a context larger than 64 KiB")
+        raise ValidationFailed(
+            f"{field_name} makes the room metadata larger than LiveKit's 64 KiB.", field=field_name
+        )
     return metadata
 
 
 def _dispatched_agents(
     state: OnboardingState, requested: tuple[AgentRequest, ...]
 ) -> list[AgentRequest]:
-    """The configured agent plus the agents a client asked for, if the deployment allows them."""
+    """The configured agent plus the agents a client asked for, if the deployment allows them.
+
+    Every dispatch carries the server's envelope as job metadata; a client's own agent
+    metadata travels beside it, marked as the client's, only where the deployment allows it.
+    """
     config = state.config
     agents = [AgentRequest(config.agent_name)] if config.agent_name else []
     for index, agent in enumerate(requested):
+        where = f"room_config.agents[{index}]"
         if agent.agent_name not in config.agent_names:
             raise Forbidden(
                 f"Agent {agent.agent_name!r} may not be dispatched: add it to "
                 "LIVEKIT_ONBOARDING_ALLOWED_AGENTS.",
-                field=f"room_config.agents[{index}].agent_name",
+                field=f"{where}.agent_name",
+            )
+        if agent.metadata and not config.allow_client_agent_metadata:
+            raise Forbidden(
+                "Agents get their data from the server; this deployment does not let clients "
+                "add agent metadata (LIVEKIT_ONBOARDING_ALLOW_CLIENT_AGENT_METADATA).",
+                field=f"{where}.metadata",
             )
         agents = [a for a in agents if a.agent_name != agent.agent_name] + [agent]
     return agents
+
+
+@dataclass(frozen=True)
+class _Named:
+    name: str
+    metadata: str
+    sid: str
 
 
 def _app() -> Flask:

@@ -1,43 +1,131 @@
 """Signals sent by the extension; the sender is always the Flask app.
 
 They notify the host; a receiver's return value is ignored and never changes what the
-extension does. Webhook signals carry ``event`` (the verified ``livekit.api.WebhookEvent``),
-``room_name`` and ``context`` (the decoded onboarding context, or None for other rooms). They are
-sent at most once per event, synchronously before LiveKit gets its answer, so receivers should be
-quick; one that raises is logged and neither fails the webhook nor keeps the others from running.
+extension does. A receiver that raises is logged and never fails a request whose change is
+already made on LiveKit, nor keeps the other receivers from running.
+
+Webhook signals carry ``event`` (the verified ``livekit.api.WebhookEvent``), ``event_id``
+(LiveKit's id of the event, the key for idempotent receivers), ``room_name``, ``onboarding``
+(True for an onboarding room of this deployment) and ``context`` (its onboarding context, or
+None for other rooms). They are sent synchronously before LiveKit gets its answer. With
+at-least-once delivery (the default) an event whose :func:`required` receiver fails, or whose
+process dies while delivering it, is sent again on LiveKit's retry.
 """
 
 from __future__ import annotations
 
-from blinker import Namespace
+import inspect
+import logging
+from typing import Any, TypeVar
 
+from blinker import NamedSignal, Namespace
+
+logger = logging.getLogger(__name__)
 _signals = Namespace()
+
+R = TypeVar("R")
+_REQUIRED = "_livekit_onboarding_required"
+
+
+def required(receiver: R) -> R:
+    """Mark a webhook signal receiver whose failure must make LiveKit deliver the event again.
+
+    With ``LIVEKIT_ONBOARDING_WEBHOOK_DELIVERY = "at_least_once"`` (the default), a required
+    receiver that raises releases the event and the webhook answers 503, so LiveKit retries it;
+    every receiver then sees the event again, so make them idempotent on ``event_id``. Other
+    receivers' failures are only logged. Returns ``receiver`` unchanged::
+
+        @signals.participant_left.connect_via(app)
+        @signals.required
+        def save_progress(app, *, event_id, room_name, context, **extra): ...
+    """
+    setattr(receiver, _REQUIRED, True)
+    return receiver
+
+
+def is_required(receiver: object) -> bool:
+    """True for a receiver marked with :func:`required`."""
+    return bool(getattr(receiver, _REQUIRED, False))
+
+
+def send_contained(signal: NamedSignal, sender: Any, **kwargs: Any) -> list[Any]:
+    """Call each receiver of ``signal`` for ``sender``; one that raises is logged and skipped.
+
+    A receiver's failure is the host's bug, not the caller's: it must neither turn a request
+    whose change is already made into a 500 nor starve the other receivers. Returns the
+    :func:`required` receivers that failed (the webhook view has LiveKit retry for them).
+    """
+    failed: list[Any] = []
+    if signal.is_muted:
+        return failed
+    for receiver in signal.receivers_for(sender):
+        if inspect.iscoroutinefunction(receiver):
+            logger.error("the %s signal cannot call the async receiver %r", signal.name, receiver)
+            if is_required(receiver):
+                failed.append(receiver)
+            continue
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            logger.exception("a receiver of the %s signal failed: %r", signal.name, receiver)
+            if is_required(receiver):
+                failed.append(receiver)
+    return failed
+
 
 #: A new onboarding room was created (``eager``) or reserved in a token (``on_join``).
 #: Keyword arguments: ``room_name``, ``identity`` (:class:`Identity`), ``context``, ``mode``.
 room_created = _signals.signal("livekit-onboarding.room-created")
 
+#: A live session was resumed: a request without ``room_name`` from a user who already has a
+#: live onboarding room (``eager`` mode with the ``resume`` policy). Keyword arguments:
+#: ``room_name``, ``identity``, ``session_id``, ``room_sid``.
+session_resumed = _signals.signal("livekit-onboarding.session-resumed")
+
 #: A participant token was issued. Keyword arguments: ``room_name``, ``identity``,
 #: ``participant_name``, ``expires_in`` (seconds). Never the token itself.
 token_issued = _signals.signal("livekit-onboarding.token-issued")
 
+# Webhook signals. Keyword arguments of each: ``event``, ``event_id``, ``room_name`` (None for
+# events without a room), ``onboarding``, ``context``; participant and track events add
+# ``participant`` (``livekit.api.ParticipantInfo``), track events ``track``
+# (``livekit.api.TrackInfo``), egress events ``egress`` (``livekit.api.EgressInfo``), ingress
+# events ``ingress`` (``livekit.api.IngressInfo``).
+
 #: Every verified, de-duplicated webhook, whatever its type; sent before the type's own signal.
-#: Keyword arguments: ``event``, ``room_name`` (None for events without a room), ``context``.
 webhook_received = _signals.signal("livekit-onboarding.webhook-received")
 
-#: LiveKit started a room. Keyword arguments: ``event``, ``room_name``, ``context``.
+#: LiveKit started a room.
 room_started = _signals.signal("livekit-onboarding.room-started")
 
-#: LiveKit closed a room (empty timeout or DELETE). Keyword arguments: ``event``,
-#: ``room_name``, ``context``.
+#: LiveKit closed a room (empty timeout or DELETE).
 room_finished = _signals.signal("livekit-onboarding.room-finished")
 
-#: A participant joined. Keyword arguments: ``event``, ``room_name``, ``context``,
-#: ``participant`` (``livekit.api.ParticipantInfo``).
+#: A participant joined. Adds ``participant``.
 participant_joined = _signals.signal("livekit-onboarding.participant-joined")
 
-#: A participant left. Keyword arguments as for :data:`participant_joined`.
+#: A participant left. Adds ``participant``.
 participant_left = _signals.signal("livekit-onboarding.participant-left")
+
+#: A participant's connection failed before it fully joined. Adds ``participant``.
+participant_connection_aborted = _signals.signal(
+    "livekit-onboarding.participant-connection-aborted"
+)
+
+#: A participant published a track. Adds ``participant`` (sid and identity only) and ``track``.
+track_published = _signals.signal("livekit-onboarding.track-published")
+
+#: A participant unpublished a track. Adds ``participant`` and ``track``.
+track_unpublished = _signals.signal("livekit-onboarding.track-unpublished")
+
+#: An egress (recording, stream) started, changed or ended. Adds ``egress``.
+egress_started = _signals.signal("livekit-onboarding.egress-started")
+egress_updated = _signals.signal("livekit-onboarding.egress-updated")
+egress_ended = _signals.signal("livekit-onboarding.egress-ended")
+
+#: An ingress started or ended. Adds ``ingress``.
+ingress_started = _signals.signal("livekit-onboarding.ingress-started")
+ingress_ended = _signals.signal("livekit-onboarding.ingress-ended")
 
 #: The onboarding context of a room was changed through the session routes.
 #: Keyword arguments: ``room_name``, ``identity``, ``context`` (the new context).

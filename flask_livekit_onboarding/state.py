@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
@@ -10,6 +10,7 @@ from .config import OnboardingConfig
 from .dedupe import WebhookDedupe
 from .hooks import Hooks
 from .livekit_bridge import LiveKitClient
+from .locks import RoomLocks, make_room_locks
 
 #: The key in ``app.extensions``.
 EXTENSION_KEY = "livekit_onboarding"
@@ -23,11 +24,18 @@ class OnboardingState:
     hooks: Hooks
     livekit: LiveKitClient
     dedupe: WebhookDedupe
+    #: Per-room locks of context updates; by default chosen like the de-duplication store.
+    locks: RoomLocks = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.locks is None:
+            self.locks = make_room_locks(self.config)
 
     def close(self) -> None:
-        """Release the LiveKit connection and the de-duplication store of this app."""
+        """Release the LiveKit connection, the de-duplication store and locks of this app."""
         self.livekit.close()
         self.dedupe.close()
+        self.locks.close()
 
 
 def get_state(app: Flask | None = None) -> OnboardingState:

@@ -27,7 +27,7 @@ from .devserver import (
     ensure_livekit_server,
     free_port,
 )
-from .envelope import encode_metadata
+from .envelope import Envelope, RoomBinding
 from .livekit_bridge import server_error
 
 __all__ = [
@@ -118,8 +118,10 @@ class FakeLiveKit:
     client translates them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, binding: RoomBinding | None = None) -> None:
         self.room = FakeRoomService()
+        #: Signs the rooms :meth:`add_room` puts in place (the app's ``config.binding``).
+        self.binding = binding
         self.fail_with: Exception | None = None
         #: How many calls were made, and the timeout each asked for.
         self.calls = 0
@@ -152,12 +154,17 @@ class FakeLiveKit:
         metadata: str | None = None,
         participants: Iterable[tuple[str, str, Any]] = (),
     ) -> api.Room:
-        """Put a live room in place; an onboarding room unless ``owner`` is None or
-        ``metadata`` is given. ``participants`` are ``(identity, name, kind)`` triples.
+        """Put a live room in place; an onboarding room of the app whose binding this fake
+        holds (``FakeLiveKit(binding=get_state(app).config.binding)``) unless ``owner`` is None
+        or ``metadata`` is given. ``participants`` are ``(identity, name, kind)`` triples.
         """
         created = int(time.time()) if created_at is None else created_at
-        if metadata is None:
-            metadata = "" if owner is None else encode_metadata(owner, context or {}, created)
+        if metadata is None and owner is not None:
+            if self.binding is None:
+                raise RuntimeError("FakeLiveKit.add_room needs the app's binding to sign rooms")
+            envelope = Envelope.new(owner, context or {}, created)
+            metadata = self.binding.sign(name, envelope).to_metadata()
+        metadata = metadata or ""
         people = [
             api.ParticipantInfo(identity=identity, name=pname, kind=kind, joined_at=created + 1)
             for identity, pname, kind in participants

@@ -10,7 +10,14 @@ from google.protobuf.json_format import ParseDict, ParseError
 from livekit import api
 
 from .errors import ValidationFailed
-from .limits import check_attributes, check_metadata, check_name, check_size
+from .limits import (
+    MAX_BODY_DEPTH,
+    check_attributes,
+    check_json,
+    check_metadata,
+    check_name,
+    check_size,
+)
 
 T = TypeVar("T")
 
@@ -34,6 +41,8 @@ class AgentRequest:
 
     agent_name: str
     metadata: str = ""
+    #: LiveKit Cloud's agent deployment, as livekit-client's TokenSource sends it.
+    deployment: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ def _agents(room_config: Any) -> tuple[AgentRequest, ...]:
         return ()
     if not isinstance(room_config, dict):
         raise ValidationFailed("room_config must be an object.", field="room_config")
+    # protobuf's parser fails with a SystemError, not a ParseError, on a key it cannot encode.
+    check_json(room_config, "room_config", MAX_BODY_DEPTH)
     try:
         parsed = ParseDict(room_config, api.RoomConfiguration())
     except ParseError as error:
@@ -87,7 +98,7 @@ def _agents(room_config: Any) -> tuple[AgentRequest, ...]:
     for index, agent in enumerate(parsed.agents):
         where = f"room_config.agents[{index}]"
         for descriptor, _ in agent.ListFields():
-            if descriptor.name not in {"agent_name", "metadata"}:
+            if descriptor.name not in {"agent_name", "metadata", "deployment"}:
                 raise ValidationFailed(
                     f"{where}.{descriptor.name} cannot be requested.",
                     field=f"{where}.{descriptor.name}",
@@ -95,5 +106,5 @@ def _agents(room_config: Any) -> tuple[AgentRequest, ...]:
         if not agent.agent_name:
             raise ValidationFailed(f"{where}.agent_name is required.", field=f"{where}.agent_name")
         check_size(agent.metadata, f"{where}.metadata")
-        agents.append(AgentRequest(agent.agent_name, agent.metadata))
+        agents.append(AgentRequest(agent.agent_name, agent.metadata, agent.deployment))
     return tuple(agents)

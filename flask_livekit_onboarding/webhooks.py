@@ -13,20 +13,39 @@ import base64
 import binascii
 import hashlib
 import hmac
-import inspect
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from blinker import NamedSignal
 from flask import Flask
 from google.protobuf.json_format import ParseDict, ParseError
+from livekit import api
 from livekit.api import TokenVerifier, WebhookEvent
 
 from . import signals
 from .config import OnboardingConfig
-from .envelope import decode_context
+from .dedupe import RememberedRoom
+from .envelope import OnboardingRoom
 from .errors import BadRequest, Unauthorized
+from .limits import MAX_BODY_DEPTH, json_problem
+from .rooms import live_room
+from .signals import send_contained
+from .state import OnboardingState
+
+__all__ = [
+    "EVENT_SIGNALS",
+    "Delivery",
+    "announce",
+    "event_room_name",
+    "event_room_sid",
+    "onboarding_room",
+    "parse_event",
+    "prepare",
+    "send_contained",
+    "verify_webhook",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +55,53 @@ EVENT_SIGNALS: dict[str, NamedSignal] = {
     "room_finished": signals.room_finished,
     "participant_joined": signals.participant_joined,
     "participant_left": signals.participant_left,
+    "participant_connection_aborted": signals.participant_connection_aborted,
+    "track_published": signals.track_published,
+    "track_unpublished": signals.track_unpublished,
+    "egress_started": signals.egress_started,
+    "egress_updated": signals.egress_updated,
+    "egress_ended": signals.egress_ended,
+    "ingress_started": signals.ingress_started,
+    "ingress_ended": signals.ingress_ended,
 }
-_PARTICIPANT_EVENTS = frozenset({"participant_joined", "participant_left"})
+#: The event fields each type's signal passes on, by keyword.
+_EXTRA_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "participant_joined": (("participant", "participant"),),
+    "participant_left": (("participant", "participant"),),
+    "participant_connection_aborted": (("participant", "participant"),),
+    "track_published": (("participant", "participant"), ("track", "track")),
+    "track_unpublished": (("participant", "participant"), ("track", "track")),
+    "egress_started": (("egress", "egress_info"),),
+    "egress_updated": (("egress", "egress_info"),),
+    "egress_ended": (("egress", "egress_info"),),
+    "ingress_started": (("ingress", "ingress_info"),),
+    "ingress_ended": (("ingress", "ingress_info"),),
+}
+
+#: Events whose room LiveKit sends without its metadata (a name and sid, or only a name).
+_EVENTS_WITHOUT_ROOM_METADATA = frozenset(
+    ("track_published", "track_unpublished", *(e for e in _EXTRA_FIELDS if "gress_" in e))
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified event and everything its signals carry, worked out before it is recorded."""
+
+    event: WebhookEvent
+    room_name: str | None
+    #: The onboarding room of this deployment the event is about, or None.
+    room: OnboardingRoom | None
+
+    def signal_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :data:`signals.webhook_received`."""
+        return {
+            "event": self.event,
+            "event_id": self.event.id,
+            "room_name": self.room_name,
+            "onboarding": self.room is not None,
+            "context": None if self.room is None else dict(self.room.context),
+        }
 
 
 def verify_webhook(
@@ -78,6 +142,9 @@ def parse_event(body: bytes) -> WebhookEvent:
         raise BadRequest("The webhook body is not valid JSON.") from None
     if not isinstance(document, dict):
         raise BadRequest("The webhook body must be a JSON object.")
+    if json_problem(document, MAX_BODY_DEPTH) is not None:
+        # protobuf's parser fails with a SystemError on a key it cannot encode.
+        raise BadRequest("The webhook body is not a LiveKit webhook event.")
     try:
         event = ParseDict(document, WebhookEvent(), ignore_unknown_fields=True)
     except (ParseError, ValueError, TypeError, RecursionError):
@@ -93,44 +160,79 @@ def event_room_name(event: WebhookEvent) -> str | None:
     """The name of the room ``event`` is about, if any."""
     if event.HasField("room") and event.room.name:
         return event.room.name
-    for info in ("egress_info", "ingress_info"):
-        if event.HasField(info) and getattr(event, info).room_name:
-            return str(getattr(event, info).room_name)
+    if event.HasField("egress_info") and event.egress_info.room_name:
+        return str(event.egress_info.room_name)
+    if event.HasField("ingress_info") and event.ingress_info.room_name:
+        return str(event.ingress_info.room_name)
     return None
 
 
-def event_context(event: WebhookEvent) -> dict[str, Any] | None:
-    """The onboarding context carried by the event's room, or None for other rooms."""
-    return decode_context(event.room.metadata) if event.HasField("room") else None
+def event_room_sid(event: WebhookEvent) -> str:
+    """The sid of the room ``event`` is about, or "" when the event does not say."""
+    if event.HasField("room") and event.room.sid:
+        return str(event.room.sid)
+    if event.HasField("egress_info"):
+        return str(event.egress_info.room_id)
+    if event.HasField("ingress_info") and event.ingress_info.HasField("state"):
+        return str(event.ingress_info.state.room_id)
+    return ""
 
 
-def announce(app: Flask, event: WebhookEvent) -> None:
-    """Send :data:`signals.webhook_received`, then the signal of the event's type, if any."""
-    room_name = event_room_name(event)
-    context = event_context(event)
-    send_contained(signals.webhook_received, app, event=event, room_name=room_name, context=context)
-    signal = EVENT_SIGNALS.get(event.event)
-    if signal is None:
-        return
-    extra: dict[str, Any] = {}
-    if event.event in _PARTICIPANT_EVENTS:
-        extra["participant"] = event.participant
-    send_contained(signal, app, event=event, room_name=room_name, context=context, **extra)
+def prepare(state: OnboardingState, event: WebhookEvent) -> Delivery:
+    """Work out what the event's signals carry, calling LiveKit if the event does not say.
 
-
-def send_contained(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
-    """Call each receiver of ``signal`` for ``sender``; one that raises is logged and skipped.
-
-    A receiver's failure is the host's bug, not LiveKit's: it must neither turn the webhook into
-    a 500 (LiveKit would retry an event already recorded as delivered) nor starve the others.
+    Runs before the event is recorded as seen, so a failure here (LiveKit or the shared store
+    unreachable: 503) leaves LiveKit's retry to be taken.
     """
-    if signal.is_muted:
-        return
-    for receiver in signal.receivers_for(sender):
-        if inspect.iscoroutinefunction(receiver):
-            logger.error("the %s signal cannot call the async receiver %r", signal.name, receiver)
-            continue
-        try:
-            receiver(sender, **kwargs)
-        except Exception:
-            logger.exception("a receiver of the %s signal failed: %r", signal.name, receiver)
+    name = event_room_name(event)
+    return Delivery(event, name, None if name is None else onboarding_room(state, event, name))
+
+
+def onboarding_room(
+    state: OnboardingState, event: WebhookEvent, name: str
+) -> OnboardingRoom | None:
+    """The onboarding room of this deployment that ``event`` is about, or None.
+
+    Room events carry the room's metadata; track events carry only its name and sid, egress
+    and ingress events only its name. For those the room is looked up on LiveKit while it is
+    live, and else recalled from the store, which remembers every onboarding room an event
+    showed with its metadata.
+    """
+    binding = state.config.binding
+    if not name.startswith(binding.prefix):
+        return None
+    if event.HasField("room") and event.room.metadata:
+        room = binding.read(event.room)
+        if room is not None:
+            state.dedupe.remember_room(name, RememberedRoom(event.room.sid, event.room.metadata))
+        return room
+    if event.event not in _EVENTS_WITHOUT_ROOM_METADATA:
+        return None  # the whole room, with no metadata: not an onboarding room
+    sid = event_room_sid(event)
+    live = live_room(state.livekit, name)
+    if live is not None and (not sid or live.sid == sid):
+        room = binding.read(live)
+        if room is not None:
+            state.dedupe.remember_room(name, RememberedRoom(live.sid, live.metadata))
+            return room
+    remembered = state.dedupe.recall_room(name)
+    if remembered is None or (sid and remembered.sid and remembered.sid != sid):
+        return None
+    return binding.read(api.Room(name=name, sid=remembered.sid, metadata=remembered.metadata))
+
+
+def announce(app: Flask, delivery: Delivery) -> list[Any]:
+    """Send :data:`signals.webhook_received`, then the signal of the event's type, if any.
+
+    Every receiver runs even when one fails; returns the :func:`signals.required` receivers
+    that failed.
+    """
+    kwargs = delivery.signal_kwargs()
+    failed = send_contained(signals.webhook_received, app, **kwargs)
+    event = delivery.event
+    signal = EVENT_SIGNALS.get(event.event)
+    if signal is not None:
+        for keyword, attribute in _EXTRA_FIELDS.get(event.event, ()):
+            kwargs[keyword] = getattr(event, attribute)
+        failed += send_contained(signal, app, **kwargs)
+    return failed

@@ -16,6 +16,7 @@ UNIT_CONFIG = {
     "LIVEKIT_URL": "ws://127.0.0.1:9",
     "LIVEKIT_API_KEY": "unit-test-key",
     "LIVEKIT_API_SECRET": "unit-test-secret-that-is-long-enough-for-hs256",
+    "SECRET_KEY": "unit-test-flask-session-key",
 }
 
 MakeApp = Callable[..., Flask]

@@ -94,8 +94,16 @@ def onboarding_context(identity: Identity) -> Mapping[str, Any]:
 
 @onboarding.room_authorizer
 def may_access(identity: Identity, room: OnboardingRoom, action: str) -> bool:
-    """Owners always may; besides them, staff may join or view a customer's onboarding room."""
-    return identity.attributes.get("role") == "staff" and action in {"join", "view"}
+    """Staff may join, view and steer (change the context of) a customer's onboarding room.
+
+    Owners need no permission for their own room, except to change the context: that is the
+    host's word, so only staff (and the app's own code) may.
+    """
+    return identity.attributes.get("role") == "staff" and action in {
+        "join",
+        "view",
+        "update_context",
+    }
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from functools import partial
+from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request, url_for
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
-from ..errors import MethodNotAllowed, OnboardingError, as_api_error
+from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
 from ..state import get_state
 from .bodies import limit_body
 from .session_views import end_session, room_status, update_context
@@ -18,6 +22,13 @@ from .token_view import issue_token
 from .webhook_view import receive_webhook
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+#: The converter of the catch-all rule: any rest of the path, slashes and empty segments too.
+_ANY_PATH = "livekit_onboarding_any_path"
+
+
+class _AnyPath(BaseConverter):
+    regex = ".*"
+    part_isolating = False
 
 
 def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
@@ -26,16 +37,81 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     The app it is registered on must have been given to :meth:`LiveKitOnboarding.init_app`.
     """
     bp = Blueprint(name, __name__)
+    bp.record_once(_add_converter)
     bp.register_error_handler(HTTPException, render_error)
     bp.before_request(_limit_body)
     bp.after_request(_no_store)
     add_route(bp, "/token", "token", issue_token, ["POST"])
     add_route(bp, "/webhook", "webhook", receive_webhook, ["POST"])
-    bp.add_url_rule("/rooms/<room_name>", "room_status", room_status, methods=["GET"])
-    bp.add_url_rule("/rooms/<room_name>", "end_session", end_session, methods=["DELETE"])
+    _rule(bp, "/rooms/<room_name>", "room_status", room_status, ["GET"])
+    _rule(bp, "/rooms/<room_name>", "end_session", end_session, ["DELETE"])
     refuse_other_methods(bp, "/rooms/<room_name>", "room", ["GET", "DELETE"])
     add_route(bp, "/rooms/<room_name>/context", "update_context", update_context, ["PATCH"])
+    add_route(bp, "/openapi.json", "openapi", openapi_document, ["GET"])
+    bp.record(_claim_the_prefix)
     return bp
+
+
+def openapi_document() -> Response:
+    """``GET {prefix}/openapi.json``: the OpenAPI 3.1 description of the extension's routes.
+
+    Served unless ``LIVEKIT_ONBOARDING_OPENAPI`` is off; its ``servers`` entry is the prefix
+    the blueprint is mounted at.
+    """
+    if not get_state().config.openapi:
+        raise NotFound()
+    document = json.loads(resources.files("flask_livekit_onboarding").joinpath(OPENAPI).read_text())
+    prefix = url_for(".token")[: -len("/token")]
+    document["servers"] = [{"url": prefix or "/"}]
+    return Response(json.dumps(document), mimetype="application/json")
+
+
+#: The OpenAPI document shipped in the package.
+OPENAPI = "openapi.json"
+
+
+def _not_found(**_: Any) -> Response:
+    raise NotFound()
+
+
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault(_ANY_PATH, _AnyPath)
+
+
+def _claim_the_prefix(state: BlueprintSetupState) -> None:
+    """Answer every other path under the prefix with the JSON 404.
+
+    Not Flask's HTML page, and no 308 redirect for a doubled or trailing slash. Mounted
+    without a prefix, the blueprint leaves the app's other paths alone.
+    """
+    if not (state.url_prefix or "").strip("/"):
+        return
+    methods = sorted(_METHODS | {"OPTIONS"})
+    for rule, endpoint, options in (
+        ("/", "not_found", {"strict_slashes": False}),
+        (f"/<{_ANY_PATH}:rest>", "not_found_below", {}),
+    ):
+        state.add_url_rule(
+            rule,
+            endpoint,
+            _not_found,
+            methods=methods,
+            merge_slashes=False,
+            provide_automatic_options=False,
+            **options,
+        )
+
+
+def _rule(
+    bp: Blueprint,
+    rule: str,
+    endpoint: str,
+    view: Callable[..., Any],
+    methods: Iterable[str],
+    **options: Any,
+) -> None:
+    # merge_slashes=False: "/livekit//token" is an unknown path (404), not a 308 to "/token".
+    bp.add_url_rule(rule, endpoint, view, methods=sorted(methods), merge_slashes=False, **options)
 
 
 def render_error(error: HTTPException) -> ResponseReturnValue:
@@ -66,7 +142,25 @@ def _limit_body() -> None:
 def _no_store(response: Response) -> Response:
     # Tokens, contexts and participant lists must never be cached by a browser or a proxy.
     response.headers["Cache-Control"] = "no-store"
+    if request.method == "OPTIONS" and "Allow" in response.headers:
+        response.headers["Allow"] = ", ".join(_served_methods())
     return response
+
+
+def _served_methods() -> list[str]:
+    """The methods the requested path really serves; werkzeug's automatic ``OPTIONS`` answer
+    would also list those of the rules that only refuse them with a 405."""
+    rule = request.url_rule
+    if rule is None:
+        return []
+    methods = {"OPTIONS"}
+    for other in current_app.url_map.iter_rules():
+        if other.rule == rule.rule and not other.endpoint.endswith(_REFUSING):
+            methods |= other.methods or set()
+    return sorted(methods)
+
+
+_REFUSING = ("_other_methods", ".not_found", ".not_found_below")
 
 
 def add_route(
@@ -77,7 +171,7 @@ def add_route(
     methods: Iterable[str],
 ) -> None:
     """Add a route, and a JSON 405 for the methods it does not take."""
-    bp.add_url_rule(rule, endpoint, view, methods=sorted(methods))
+    _rule(bp, rule, endpoint, view, methods)
     refuse_other_methods(bp, rule, endpoint, methods)
 
 
@@ -91,7 +185,7 @@ def refuse_other_methods(bp: Blueprint, rule: str, endpoint: str, taken: Iterabl
     others = sorted(_METHODS - set(valid))
     if others:
         refuse = partial(_method_not_allowed, valid)
-        bp.add_url_rule(rule, f"{endpoint}_other_methods", refuse, methods=others)
+        _rule(bp, rule, f"{endpoint}_other_methods", refuse, others)
 
 
 def _method_not_allowed(valid: list[str], **_: Any) -> Response:

@@ -10,6 +10,7 @@ from typing import IO, Any
 from flask import request
 
 from ..errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType, ValidationFailed
+from ..limits import MAX_BODY_DEPTH, check_json, too_deep
 from ..sessions import CONTEXT_MODES, ContextMode
 
 
@@ -61,7 +62,9 @@ class _BoundedInput(io.RawIOBase):
 def read_json_object() -> dict[str, Any]:
     """The request's JSON object; an empty body counts as ``{}``.
 
-    Wrong content type -> 415, invalid JSON or not an object -> 400, too large -> 413.
+    Wrong content type -> 415, invalid JSON, not an object or nested deeper than
+    :data:`~flask_livekit_onboarding.limits.MAX_BODY_DEPTH` -> 400, too large -> 413; a
+    string that is not valid Unicode (a lone surrogate spelled ``\\ud800``) -> 422 naming it.
     """
     raw = read_body()
     if not raw.strip():
@@ -70,27 +73,41 @@ def read_json_object() -> dict[str, Any]:
         raise UnsupportedMediaType(
             f"Send the body as application/json, not {request.mimetype or 'no content type'}."
         )
+    if too_deep(raw, MAX_BODY_DEPTH):
+        raise BadRequest(f"The body is nested deeper than {MAX_BODY_DEPTH} levels.")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise BadRequest(f"The body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise BadRequest(f"The body is nested deeper than {MAX_BODY_DEPTH} levels.") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
+    check_json(body, "", MAX_BODY_DEPTH)
     return body
 
 
-def parse_context_update(body: Mapping[str, Any]) -> tuple[dict[str, Any], ContextMode]:
-    """``{"context": {...}, "mode": "merge" | "replace"}``; 422 names the bad field."""
-    unknown = sorted(set(body) - {"context", "mode"})
+def parse_context_update(
+    body: Mapping[str, Any],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, ContextMode]:
+    """``{"context"?: {...}, "client"?: {...}, "mode"?: "merge" | "replace"}``.
+
+    At least one of ``context`` (the server context) and ``client`` (the users' notes);
+    422 names the bad field.
+    """
+    unknown = sorted(set(body) - {"context", "client", "mode"})
     if unknown:
         raise ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
-    context = body.get("context")
-    if not isinstance(context, dict):
-        raise ValidationFailed("context must be a JSON object.", field="context")
+    if "context" not in body and "client" not in body:
+        raise ValidationFailed("Send context (the host's) or client (your notes).", field="context")
+    context, client = body.get("context"), body.get("client")
+    for name, value in (("context", context), ("client", client)):
+        if name in body and not isinstance(value, dict):
+            raise ValidationFailed(f"{name} must be a JSON object.", field=name)
     mode = body.get("mode", "merge")
     if mode not in CONTEXT_MODES:
         raise ValidationFailed(f"mode must be one of {', '.join(CONTEXT_MODES)}.", field="mode")
-    return context, mode
+    return context, client, mode
 
 
 def _too_large(limit: int) -> RequestEntityTooLarge:

@@ -22,19 +22,26 @@ from .bodies import parse_context_update, read_json_object
 def room_status(room_name: str) -> Response:
     """``GET .../rooms/<room_name>``: the live room, who is in it and its onboarding context.
 
-    200 ``{"room_name", "exists": true, "owner", "created_at" (unix seconds), "context",
-    "num_participants", "participants": [{"identity", "name", "kind", "joined_at"}]}``, where
-    ``kind`` is LiveKit's participant kind in lower case (``"standard"``, ``"agent"``, ...).
+    200 ``{"room_name", "exists", "started", "session_id", "room_sid", "owner", "created_at"
+    (unix seconds), "context", "client", "num_participants", "participants": [{"identity",
+    "name", "kind", "joined_at"}]}``, where ``kind`` is LiveKit's participant kind in lower
+    case (``"standard"``, ``"agent"``, ...). The caller's own ``on_join`` session whose room
+    nobody has joined yet answers ``"exists": false, "started": false`` (LiveKit creates it
+    at the first join); ``session_id`` and ``room_sid`` tell one session from the next.
     """
     state = get_state()
     status = sessions.session_status(state, current_identity(state), room_name)
     participants = [_participant(p) for p in status.participants]
     return jsonify(
         room_name=status.room.name,
-        exists=True,
+        exists=status.started,
+        started=status.started,
+        session_id=status.room.session_id or None,
+        room_sid=status.room.sid or None,
         owner=status.room.owner,
-        created_at=status.room.created_at,
+        created_at=status.room.created_at or None,
         context=dict(status.room.context),
+        client=dict(status.room.client),
         num_participants=len(participants),
         participants=participants,
     )
@@ -43,17 +50,19 @@ def room_status(room_name: str) -> Response:
 def update_context(room_name: str) -> Response:
     """``PATCH .../rooms/<room_name>/context``: change the onboarding context of a live room.
 
-    Body (``application/json``): ``{"context": {...}, "mode": "merge" | "replace"}``.
-    ``merge`` (the default) applies ``context`` with JSON merge-patch rules (RFC 7386): keys
-    are added or overwritten, nested objects are merged, and a ``null`` value removes the key.
-    ``replace`` makes ``context`` the whole new context. The owner, version and creation time
-    recorded in the metadata are kept. 200 ``{"room_name", "context"}``.
+    Body (``application/json``): ``{"context"?: {...}, "client"?: {...}, "mode": "merge" |
+    "replace"}``. ``context`` is the host's word: only callers the ``room_authorizer`` allows
+    ``update_context`` (staff) may change it, not the room's owner. ``client`` holds notes the
+    owner (or ``update_client`` via the authorizer) may write; it is always merged, and the
+    envelope keeps it apart from the context. ``merge`` (the default) applies ``context`` with
+    JSON merge-patch rules (RFC 7386); ``replace`` makes it the whole new context. Owner,
+    session and creation time are kept. 200 ``{"room_name", "context", "client"}``.
     """
     state = get_state()
-    identity = current_identity(state)
-    patch, mode = parse_context_update(read_json_object())
-    context = sessions.update_context(state, identity, room_name, patch, mode)
-    return jsonify(room_name=room_name, context=context)
+    caller = current_identity(state)
+    context, client, mode = parse_context_update(read_json_object())
+    room = sessions.update_context(state, caller, room_name, context, mode, client=client)
+    return jsonify(room_name=room.name, context=dict(room.context), client=dict(room.client))
 
 
 def end_session(room_name: str) -> Response:

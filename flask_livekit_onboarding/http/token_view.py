@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 
-from ..identity import token_identity
+from ..errors import UnsupportedMediaType
+from ..identity import current_identity, participant_identity
 from ..sessions import issue_token as issue
 from ..state import get_state
 from ..token_request import parse_token_request
@@ -12,9 +13,23 @@ from .bodies import read_json_object
 
 
 def issue_token() -> tuple[Response, int]:
-    """Create (or rejoin) an onboarding room and return a participant token for it."""
+    """Start or resume the caller's onboarding session and return a participant token for it.
+
+    The body must be sent as ``application/json``, even when empty, as the official SDKs do:
+    a cross-site form or ``text/plain`` post cannot start a session (no CORS preflight).
+    """
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"Send the body as application/json, not {request.mimetype or 'no content type'}."
+        )
     state = get_state()
     token_request = parse_token_request(read_json_object())
-    identity = token_identity(state, token_request)
-    issued = issue(state, identity, room_name=token_request.room_name, agents=token_request.agents)
+    caller = current_identity(state)
+    issued = issue(
+        state,
+        caller,
+        participant=participant_identity(state, caller, token_request),
+        room_name=token_request.room_name,
+        agents=token_request.agents,
+    )
     return jsonify(issued.response_body()), 201

@@ -178,4 +178,8 @@ def base_config(livekit_server: LiveKitDevServer) -> dict[str, Any]:
         "LIVEKIT_URL": livekit_server.url,
         "LIVEKIT_API_KEY": livekit_server.api_key,
         "LIVEKIT_API_SECRET": livekit_server.api_secret,
+        "SECRET_KEY": "integration-test-flask-session-key",
+        # Tests share one server and one signed-in user; each wants its own room unless it
+        # is about resuming (tests/integration/test_resume_live.py).
+        "LIVEKIT_ONBOARDING_SESSION_POLICY": "new",
     }

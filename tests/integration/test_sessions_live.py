@@ -31,8 +31,9 @@ async def call(app: Flask, method: str, path: str, **kwargs: Any) -> Any:
 
 
 def test_connected_client_sees_context_updates_and_is_disconnected_at_the_end(
-    app: Flask,
+    app: Flask, users: Any
 ) -> None:
+    users.staff.add("user-1")  # the host's context is staff's to change, even for the owner
     session = start_session(app)
     path = f"/livekit/rooms/{session['room_name']}"
 
@@ -96,7 +97,8 @@ def test_connected_client_sees_context_updates_and_is_disconnected_at_the_end(
     assert again.get_json()["error"]["code"] == "room_not_found"
 
 
-def test_status_and_replace_read_back_from_livekit(app: Flask) -> None:
+def test_status_and_replace_read_back_from_livekit(app: Flask, users: Any) -> None:
+    users.staff.add("user-1")
     session = start_session(app)
     path = f"/livekit/rooms/{session['room_name']}"
     client = app.test_client()
@@ -110,9 +112,15 @@ def test_status_and_replace_read_back_from_livekit(app: Flask) -> None:
     after = client.get(path).get_json()
     assert after["context"] == {"step": "done"}
     assert (after["owner"], after["created_at"]) == (before["owner"], before["created_at"])
+    assert (after["session_id"], after["room_sid"]) == (before["session_id"], before["room_sid"])
+    assert before["session_id"] and before["room_sid"].startswith("RM_")
     assert before == {
         "room_name": session["room_name"],
         "exists": True,
+        "started": True,
+        "session_id": before["session_id"],
+        "room_sid": before["room_sid"],
+        "client": {},
         "owner": "user-1",
         "created_at": before["created_at"],
         "context": {"user": "user-1", "plan": "pro", "locale": "en", "step": "welcome"},

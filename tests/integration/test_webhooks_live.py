@@ -39,6 +39,7 @@ SIGNALS = {
     "room_finished": signals.room_finished,
     "participant_joined": signals.participant_joined,
     "participant_left": signals.participant_left,
+    "track_published": signals.track_published,
 }
 
 Record = dict[str, Any]
@@ -57,6 +58,8 @@ class SignalLog:
             line: Record = {
                 "signal": name,
                 "id": event.id,
+                "event_id": kwargs["event_id"],
+                "onboarding": kwargs["onboarding"],
                 "event": event.event,
                 "room_name": kwargs["room_name"],
                 "context": kwargs["context"],
@@ -230,3 +233,125 @@ def test_forged_replayed_and_duplicated_webhooks_emit_nothing(
     assert duplicate == (200, {"status": "duplicate"})
     assert len(signal_log.records(id=fresh["id"], signal="webhook_received")) == 1
     asyncio.run(delete_room(livekit_server, name))
+
+
+class FailingOnce:
+    """A required ``room_started`` receiver that fails the first time for each room (its
+    database was down).
+
+    It logs each call to a file, since the app is served from a fork.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.touch()
+
+    def __call__(self, sender: Flask, *, event_id: str, room_name: str, **kwargs: Any) -> None:
+        with self.path.open("a") as log:
+            log.write(f"{event_id} {room_name}\n")
+        if len(self.calls(room_name)) == 1:
+            raise RuntimeError("the host's database is down")
+
+    def calls(self, room_name: str) -> list[str]:
+        return [line for line in self.path.read_text().splitlines() if line.endswith(room_name)]
+
+
+@pytest.fixture
+def failing_once(app: Flask, live_server: Any, tmp_path: Path) -> Iterator[FailingOnce]:
+    receiver = signals.required(FailingOnce(tmp_path / "required.log"))
+    signals.room_started.connect(receiver, app, weak=False)
+    # live_server forked the app before this receiver was connected: fork it again.
+    live_server.stop()
+    live_server.start()
+    yield receiver
+    signals.room_started.disconnect(receiver, app)
+
+
+def test_required_receiver_failing_once_gets_the_event_again_from_livekit(
+    failing_once: FailingOnce,
+    live_server: Any,
+    livekit_server: LiveKitDevServer,
+    signal_log: SignalLog,
+) -> None:
+    name = request_token(live_server)["room_name"]
+
+    async def both_attempts() -> list[Record]:
+        deadline = time.monotonic() + 15
+        while len(records := signal_log.records(signal="room_started", room_name=name)) < 2:
+            assert time.monotonic() < deadline, records
+            await asyncio.sleep(0.05)
+        return records
+
+    first, second = asyncio.run(both_attempts())
+    event_id = first["event_id"]
+    # LiveKit got a 503 for the first attempt and sent the very same event again.
+    assert second["event_id"] == event_id
+    assert failing_once.calls(name) == [f"{event_id} {name}"] * 2
+    assert second["onboarding"] is True and second["context"] == CONTEXT
+    time.sleep(3)  # a further retry would have come by now (LiveKit waits 1 s, 2 s, 4 s)
+    assert len(failing_once.calls(name)) == 2
+    assert len(signal_log.records(signal="room_started", room_name=name)) == 2
+    asyncio.run(delete_room(livekit_server, name))
+
+
+def test_track_events_of_an_onboarding_room_say_so(
+    live_server: Any, livekit_server: LiveKitDevServer, signal_log: SignalLog
+) -> None:
+    token = request_token(live_server)
+    name = token["room_name"]
+
+    async def scenario() -> Record:
+        room = rtc.Room()
+        await room.connect(token["server_url"], token["participant_token"])
+        try:
+            source = rtc.AudioSource(48000, 1)
+            track = rtc.LocalAudioTrack.create_audio_track("microphone", source)
+            await room.local_participant.publish_track(track)
+            # LiveKit sends track_published with the room's name and sid only.
+            return await signal_log.wait_for(signal="track_published", room_name=name)
+        finally:
+            await room.disconnect()
+
+    published = asyncio.run(scenario())
+    assert '"metadata"' not in json.loads(published["body"])["room"]
+    assert published["onboarding"] is True
+    assert published["context"] == CONTEXT
+    (received,) = signal_log.records(signal="webhook_received", id=published["id"])
+    assert received["onboarding"] is True
+    asyncio.run(delete_room(livekit_server, name))
+
+
+def broken_receiver(sender: Flask, **kwargs: Any) -> None:
+    raise RuntimeError("the host's receiver is broken")
+
+
+def test_failing_receivers_do_not_fail_changes_made_on_livekit(
+    make_app: Callable[..., Flask], users: Any, livekit_server: LiveKitDevServer
+) -> None:
+    users.staff.add("user-1")
+    app = make_app()
+    client = app.test_client()
+    connected = [
+        signals.room_created,
+        signals.token_issued,
+        signals.context_updated,
+        signals.session_ended,
+    ]
+    for signal in connected:
+        signal.connect(broken_receiver, app)
+    try:
+        issued = client.post("/livekit/token", json={})
+        name = issued.get_json()["room_name"]
+        updated = client.patch(f"/livekit/rooms/{name}/context", json={"context": {"step": "2"}})
+        shown = client.get(f"/livekit/rooms/{name}")
+        ended = client.delete(f"/livekit/rooms/{name}")
+        gone = client.get(f"/livekit/rooms/{name}")
+    finally:
+        for signal in connected:
+            signal.disconnect(broken_receiver, app)
+
+    assert issued.status_code == 201
+    assert updated.status_code == 200
+    assert shown.get_json()["context"]["step"] == "2"
+    assert ended.status_code == 204
+    assert gone.status_code == 404

@@ -27,7 +27,10 @@ def make_app(onboarding: LiveKitOnboarding, base_config: dict[str, Any]) -> Iter
         app = Flask(f"host_app_{len(apps)}")
         app.config.update(base_config)
         app.config.update(config)
-        (extension or onboarding).init_app(app, livekit=None if real_livekit else FakeLiveKit())
+        livekit = None if real_livekit else FakeLiveKit()
+        (extension or onboarding).init_app(app, livekit=livekit)
+        if livekit is not None:
+            livekit.binding = get_state(app).config.binding
         apps.append(app)
         return app
 

@@ -81,7 +81,13 @@ def test_token_json_matches_the_token_endpoint_response(app: Flask, fake: FakeLi
     result = run(app, "token", "--identity", "ada", "--json")
 
     body = json.loads(result.stdout)
-    assert set(body) == {"server_url", "participant_token", "room_name", "participant_name"}
+    assert set(body) == {
+        "server_url",
+        "participant_token",
+        "room_name",
+        "participant_name",
+        "resumed",
+    }
     assert body["server_url"] == "ws://127.0.0.1:9"
     assert body["participant_name"] == "ada"
     assert claims(body["participant_token"]).video.room == body["room_name"]  # type: ignore[union-attr]
@@ -174,28 +180,55 @@ def test_token_requires_an_identity(app: Flask, fake: FakeLiveKit) -> None:
 # --- rooms -------------------------------------------------------------------------------------
 
 
-def test_rooms_lists_onboarding_rooms_as_a_table(app: Flask, fake: FakeLiveKit) -> None:
+def test_rooms_lists_onboarding_rooms_newest_first_with_users_and_agents(
+    app: Flask, fake: FakeLiveKit
+) -> None:
     now = int(time.time())
-    standard = api.ParticipantInfo.Kind.STANDARD
+    standard, agent = api.ParticipantInfo.Kind.STANDARD, api.ParticipantInfo.Kind.AGENT
     fake.add_room("onboarding-old", owner="ada", created_at=now - 7500)
     fake.add_room(
         "onboarding-new",
         owner="grace",
         created_at=now - 125,
-        participants=[("grace", "Grace", standard), ("agent", "Guide", standard)],
+        participants=[("grace", "Grace", standard), ("agent-1", "Guide", agent)],
     )
+    fake.room.rooms["onboarding-new"].num_participants = 0  # LiveKit's summary lags
     fake.add_room("standup", owner=None)
 
     result = run(app, "rooms")
 
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ROOM", "OWNER", "PARTICIPANTS", "AGE"]
-    assert lines[1].split() == ["onboarding-old", "ada", "0", "2h05m"]
-    assert lines[2].split()[:3] == ["onboarding-new", "grace", "2"]
-    assert lines[2].split()[3] in ("2m05s", "2m06s")
+    assert lines[0].split() == ["ROOM", "OWNER", "USERS", "AGENTS", "AGE"]
+    assert lines[1].split()[:4] == ["onboarding-new", "grace", "1", "1"]
+    assert lines[1].split()[4] in ("2m05s", "2m06s")
+    assert lines[2].split() == ["onboarding-old", "ada", "0", "0", "2h05m"]
     assert len(lines) == 3
-    assert lines[1].index("ada") == lines[0].index("OWNER")
+    assert lines[2].index("ada") == lines[0].index("OWNER")
+
+
+def test_rooms_limit_shows_the_newest_and_says_how_many_more(
+    app: Flask, fake: FakeLiveKit
+) -> None:
+    now = int(time.time())
+    for age in range(5):
+        fake.add_room(f"onboarding-{age}", owner="ada", created_at=now - age * 60)
+
+    lines = run(app, "rooms", "--limit", "2").stdout.splitlines()
+
+    assert [line.split()[0] for line in lines[1:3]] == ["onboarding-0", "onboarding-1"]
+    assert lines[-1] == "3 more not shown (--limit)."
+
+
+def test_rooms_escape_control_characters_in_what_they_print(
+    app: Flask, fake: FakeLiveKit
+) -> None:
+    fake.add_room("onboarding-x", owner="eve\n\x1b[2Jfake-row")
+
+    output = run(app, "rooms").stdout
+
+    assert "\x1b" not in output and output.count("\n") == 2
+    assert "eve\\n\\x1b[2Jfake-row" in output
 
 
 def test_rooms_says_when_there_are_none(app: Flask, fake: FakeLiveKit) -> None:
@@ -212,9 +245,10 @@ def test_rooms_json(app: Flask, fake: FakeLiveKit) -> None:
 
     rows = json.loads(run(app, "rooms", "--json").stdout)
 
-    assert [(r["room_name"], r["owner"], r["num_participants"]) for r in rows] == [
-        ("onboarding-a", "ada", 0)
+    assert [(r["room_name"], r["owner"], r["users"], r["agents"]) for r in rows] == [
+        ("onboarding-a", "ada", 0, 0)
     ]
+    assert rows[0]["session_id"]
     assert 30 <= rows[0]["age_seconds"] <= 32
 
 
@@ -241,7 +275,8 @@ def test_end_deletes_the_room_and_sends_session_ended(app: Flask, fake: FakeLive
     assert result.exit_code == 0
     assert result.stdout.startswith("Ended onboarding-a")
     assert fake.room.rooms == {}
-    assert ended == [{"room_name": "onboarding-a", "identity": None}]
+    assert [(e["room_name"], e["identity"]) for e in ended] == [("onboarding-a", None)]
+    assert ended[0]["session_id"]
 
 
 @pytest.mark.parametrize("room", ["onboarding-gone", "standup"])
@@ -350,3 +385,20 @@ def test_commands_are_registered_per_app(make_app: Any) -> None:
 
     assert "ws://127.0.0.1:9" in run(first, "check").stdout
     assert "ws://127.0.0.2:9" in run(second, "check").stdout
+
+
+def test_check_warns_when_webhook_dedupe_is_per_process(app: Flask, fake: FakeLiveKit) -> None:
+    result = run(app, "check")
+
+    assert result.exit_code == 0
+    assert "in-process" in result.stderr and "LIVEKIT_ONBOARDING_REDIS_URL" in result.stderr
+
+
+def test_check_names_a_shared_dedupe_store_without_its_password(make_app: Any) -> None:
+    pytest.importorskip("redis")
+    app = make_app(LIVEKIT_ONBOARDING_REDIS_URL="redis://:hunter2@127.0.0.1:6399/1")
+
+    result = run(app, "check")
+
+    assert "shared (RedisDedupe, redis://127.0.0.1:6399/1)" in result.stdout
+    assert "hunter2" not in result.output

@@ -151,3 +151,50 @@ def test_unreachable_redis_raises_dedupe_unavailable() -> None:
         store.close()
 
     assert raised.value.code == 503
+
+
+def test_memory_claims_hold_complete_and_release(clock: Clock) -> None:
+    store = MemoryDedupe()
+
+    claim = store.claim("EV_1", 900, 10)
+    clock.now += 4
+    busy = store.claim("EV_1", 900, 10)
+    store.release("EV_1", busy)  # not the holder's claim: nothing happens
+    still = store.claim("EV_1", 900, 10)
+    store.release("EV_1", claim)
+    again = store.claim("EV_1", 900, 10)
+    store.complete("EV_1", 900, again)
+    done = store.claim("EV_1", 900, 10)
+
+    assert (claim.state, again.state, done.state) == ("new", "new", "done")
+    assert (busy.state, busy.retry_after, still.state) == ("busy", 6, "busy")
+
+
+def test_memory_claim_of_a_dead_delivery_expires(clock: Clock) -> None:
+    store = MemoryDedupe()
+    store.claim("EV_1", 900, 10)
+
+    clock.now += 10
+
+    assert store.claim("EV_1", 900, 10).state == "new"
+
+
+def test_release_without_a_claim_forgets_a_recorded_id(clock: Clock) -> None:
+    store = MemoryDedupe()
+    assert store.first_time("EV_1", 900)
+
+    store.release("EV_1")
+
+    assert store.first_time("EV_1", 900)
+
+
+def test_memory_store_remembers_rooms_for_a_while(clock: Clock) -> None:
+    from flask_livekit_onboarding.dedupe import ROOM_MEMORY_SECONDS, RememberedRoom
+
+    store = MemoryDedupe()
+    store.remember_room("onboarding-a", RememberedRoom("RM_1", "{}"))
+
+    assert store.recall_room("onboarding-a") == RememberedRoom("RM_1", "{}")
+    assert store.recall_room("onboarding-b") is None
+    clock.now += ROOM_MEMORY_SECONDS
+    assert store.recall_room("onboarding-a") is None

@@ -22,7 +22,7 @@ def test_init_app_registers_state_and_mounts_token_route(app: Flask) -> None:
     assert state.config.url == "ws://127.0.0.1:9"
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     assert "/livekit/token" in rules
-    assert app.config["LIVEKIT_ONBOARDING_TOKEN_TTL"] == 900
+    assert app.config["LIVEKIT_ONBOARDING_TOKEN_TTL"] == 60
 
 
 def test_direct_construction_initialises_the_app() -> None:

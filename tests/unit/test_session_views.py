@@ -32,6 +32,12 @@ def fake(app: Flask) -> FakeLiveKit:
     return livekit
 
 
+@pytest.fixture
+def staff(users: Any) -> None:
+    """The room's owner is also staff: the authorizer lets them change the host's context."""
+    users.staff.add("user-1")
+
+
 def stored_record(fake: FakeLiveKit, name: str = ROOM) -> dict[str, Any]:
     record = decode_metadata(fake.room.rooms[name].metadata)
     assert record is not None
@@ -52,8 +58,13 @@ def test_owner_sees_room_status_with_participants_and_context(
 
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
+    session_id = stored_record(fake)["session_id"]
     assert response.json == {
         "room_name": ROOM,
+        "started": True,
+        "session_id": session_id,
+        "room_sid": "RM_onboarding-abc",
+        "client": {},
         "exists": True,
         "owner": "user-1",
         "created_at": 1_700_000_000,
@@ -180,7 +191,9 @@ def test_without_an_authorizer_only_the_owner_gets_in(
 # --- PATCH context ------------------------------------------------------------------------------
 
 
-def test_merge_follows_json_merge_patch_and_keeps_the_record(app: Flask, fake: FakeLiveKit) -> None:
+def test_merge_follows_json_merge_patch_and_keeps_the_record(
+    staff: None, app: Flask, fake: FakeLiveKit
+) -> None:
     before = stored_record(fake)
 
     response = patch(
@@ -190,17 +203,21 @@ def test_merge_follows_json_merge_patch_and_keeps_the_record(app: Flask, fake: F
     expected = {"profile": {"locale": "en", "tz": "CET", "dark": True}, "step": "profile"}
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
-    assert response.json == {"room_name": ROOM, "context": expected}
+    assert response.json == {"room_name": ROOM, "context": expected, "client": {}}
     after = stored_record(fake)
     assert after["context"] == expected
     assert {k: after[k] for k in ("v", "owner", "created_at")} == {
         k: before[k] for k in ("v", "owner", "created_at")
     }
-    assert isinstance(fake.room.requests[-1], api.UpdateRoomMetadataRequest)
+    # The write, then the read-back that confirms it under the room's lock.
+    assert [type(r) for r in fake.room.requests[-2:]] == [
+        api.UpdateRoomMetadataRequest,
+        api.ListRoomsRequest,
+    ]
 
 
 def test_merge_is_the_default_and_replace_swaps_the_whole_context(
-    app: Flask, fake: FakeLiveKit
+    staff: None, app: Flask, fake: FakeLiveKit
 ) -> None:
     merged = patch(app, {"context": {"step": "tour"}}).json["context"]
     assert merged["plan"] == "pro"
@@ -213,21 +230,34 @@ def test_merge_is_the_default_and_replace_swaps_the_whole_context(
     assert app.test_client().get(f"/livekit/rooms/{ROOM}").json["context"] == {"step": "done"}
 
 
-def test_other_fields_of_the_room_metadata_survive_an_update(app: Flask, fake: FakeLiveKit) -> None:
-    record = {"v": 1, "owner": "user-1", "context": {"a": 1}, "created_at": 5, "agent": "x"}
-    metadata = json.dumps({"onboarding": record, "recording": {"on": True}})
-    fake.add_room("onboarding-extra", metadata=metadata)
+@pytest.mark.parametrize("forgery", ["unsigned", "other deployment", "tampered", "unprefixed"])
+def test_a_room_this_deployment_did_not_sign_is_not_an_onboarding_room(
+    staff: None, app: Flask, fake: FakeLiveKit, forgery: str
+) -> None:
+    from flask_livekit_onboarding.envelope import Envelope, RoomBinding
 
-    patch(app, {"context": {"b": 2}}, name="onboarding-extra")
+    name = "standup-room" if forgery == "unprefixed" else "onboarding-forged"
+    envelope = Envelope.new("user-1", {"plan": "enterprise"}, 5)
+    if forgery == "unsigned":
+        metadata = envelope.to_metadata()
+    elif forgery == "other deployment":
+        metadata = RoomBinding("onboarding-", b"k" * 32).sign(name, envelope).to_metadata()
+    else:
+        signed = get_state(app).config.binding.sign(
+            "onboarding-forged" if forgery == "tampered" else name, envelope
+        )
+        metadata = signed.to_metadata().replace("enterprise", "free")
+    fake.add_room(name, metadata=metadata)
+    client = app.test_client()
 
-    document = json.loads(fake.room.rooms["onboarding-extra"].metadata)
-    assert document == {
-        "onboarding": {**record, "context": {"a": 1, "b": 2}},
-        "recording": {"on": True},
-    }
+    assert client.get(f"/livekit/rooms/{name}").status_code == 404
+    assert patch(app, {"context": {"b": 2}}, name=name).status_code == 404
+    assert client.delete(f"/livekit/rooms/{name}").status_code == 404
+    assert client.post("/livekit/token", json={"room_name": name}).status_code == 404
+    assert fake.room.rooms[name].metadata == metadata
 
 
-def test_update_sends_context_updated(app: Flask, fake: FakeLiveKit) -> None:
+def test_update_sends_context_updated(staff: None, app: Flask, fake: FakeLiveKit) -> None:
     received: list[dict[str, Any]] = []
 
     def receiver(sender: Flask, **extra: Any) -> None:
@@ -255,7 +285,7 @@ def test_update_sends_context_updated(app: Flask, fake: FakeLiveKit) -> None:
     ],
 )
 def test_invalid_updates_are_refused_before_writing(
-    app: Flask, fake: FakeLiveKit, body: dict[str, Any], field: str
+    staff: None, app: Flask, fake: FakeLiveKit, body: dict[str, Any], field: str
 ) -> None:
     before = fake.room.rooms[ROOM].metadata
 
@@ -268,14 +298,16 @@ def test_invalid_updates_are_refused_before_writing(
     assert not any(isinstance(r, api.UpdateRoomMetadataRequest) for r in fake.room.requests)
 
 
-def test_context_just_under_the_limit_is_written(app: Flask, fake: FakeLiveKit) -> None:
+def test_context_just_under_the_limit_is_written(
+    staff: None, app: Flask, fake: FakeLiveKit
+) -> None:
     response = patch(app, {"context": {"blob": "x" * (60 * 1024)}, "mode": "replace"})
 
     assert response.status_code == 200
     assert len(fake.room.rooms[ROOM].metadata.encode()) <= 64 * 1024
 
 
-def test_non_finite_numbers_are_refused(app: Flask, fake: FakeLiveKit) -> None:
+def test_non_finite_numbers_are_refused(staff: None, app: Flask, fake: FakeLiveKit) -> None:
     response = app.test_client().patch(
         f"/livekit/rooms/{ROOM}/context",
         data='{"context": {"score": NaN}}',
@@ -283,7 +315,7 @@ def test_non_finite_numbers_are_refused(app: Flask, fake: FakeLiveKit) -> None:
     )
 
     assert response.status_code == 422
-    assert response.json["error"]["field"] == "context"
+    assert response.json["error"]["field"] == "context.score"
 
 
 def test_body_errors_match_the_token_endpoint(make_app: Any) -> None:
@@ -304,7 +336,7 @@ def test_body_errors_match_the_token_endpoint(make_app: Any) -> None:
         assert (session.status_code, session.json) == (token.status_code, token.json)
 
 
-def test_merge_patch_content_type_is_accepted(app: Flask, fake: FakeLiveKit) -> None:
+def test_merge_patch_content_type_is_accepted(staff: None, app: Flask, fake: FakeLiveKit) -> None:
     response = app.test_client().patch(
         f"/livekit/rooms/{ROOM}/context",
         data=json.dumps({"context": {"step": "tour"}}),
@@ -383,7 +415,9 @@ def test_livekit_failures_are_json_errors(
     assert response.json["error"]["code"] == code
 
 
-def test_refusal_from_livekit_on_the_room_call_is_a_502(app: Flask, fake: FakeLiveKit) -> None:
+def test_refusal_from_livekit_on_the_room_call_is_a_502(
+    staff: None, app: Flask, fake: FakeLiveKit
+) -> None:
     async def refuse(request: Any) -> Any:
         raise api.TwirpError(api.TwirpErrorCode.PERMISSION_DENIED, "no", status=403)
 
@@ -395,7 +429,7 @@ def test_refusal_from_livekit_on_the_room_call_is_a_502(app: Flask, fake: FakeLi
     assert response.json["error"]["code"] == "livekit_error"
 
 
-def test_routes_follow_the_url_prefix(make_app: Any) -> None:
+def test_routes_follow_the_url_prefix(staff: None, make_app: Any) -> None:
     app = make_app(LIVEKIT_ONBOARDING_URL_PREFIX="/api/rt")
     get_state(app).livekit.add_room(ROOM)
     client = app.test_client()
@@ -404,3 +438,36 @@ def test_routes_follow_the_url_prefix(make_app: Any) -> None:
     assert client.patch(f"/api/rt/rooms/{ROOM}/context", json={"context": {}}).status_code == 200
     assert client.delete(f"/api/rt/rooms/{ROOM}").status_code == 204
     assert client.get(f"/livekit/rooms/{ROOM}").status_code == 404
+
+
+def test_the_owner_cannot_rewrite_the_hosts_context(app: Flask, fake: FakeLiveKit) -> None:
+    before = fake.room.rooms[ROOM].metadata
+
+    response = patch(app, {"context": {"plan": "enterprise"}, "mode": "replace"})
+
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "forbidden"
+    assert "client" in response.json["error"]["message"]
+    assert fake.room.rooms[ROOM].metadata == before
+
+
+def test_the_owner_writes_notes_apart_from_the_context(app: Flask, fake: FakeLiveKit) -> None:
+    response = patch(app, {"client": {"favourite_color": "teal", "plan": "enterprise"}})
+
+    assert response.status_code == 200
+    record = stored_record(fake)
+    assert record["client"] == {"favourite_color": "teal", "plan": "enterprise"}
+    assert record["context"]["plan"] == "pro"
+    status = app.test_client().get(f"/livekit/rooms/{ROOM}").json
+    assert status["context"]["plan"] == "pro" and status["client"]["plan"] == "enterprise"
+
+
+def test_the_host_updates_the_context_from_its_own_code(
+    onboarding: Any, app: Flask, fake: FakeLiveKit
+) -> None:
+    with signals.context_updated.connected_to(lambda *a, **k: None):
+        context = onboarding.update_context(ROOM, {"step": "billing"}, app=app)
+
+    assert context["step"] == "billing"
+    assert stored_record(fake)["context"]["step"] == "billing"
+    assert app.test_client().get(f"/livekit/rooms/{ROOM}").json["context"]["step"] == "billing"

@@ -34,7 +34,13 @@ def test_new_room_token_has_the_standard_shape(app: Flask, fake: FakeLiveKit) ->
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
-    assert set(body) == {"server_url", "participant_token", "room_name", "participant_name"}
+    assert set(body) == {
+        "server_url",
+        "participant_token",
+        "room_name",
+        "participant_name",
+        "resumed",
+    }
     assert body["server_url"] == "ws://127.0.0.1:9"
     assert body["room_name"].startswith("onboarding-")
     assert body["participant_name"] == "Ada Lovelace"
@@ -67,7 +73,10 @@ def test_eager_mode_creates_the_room_with_context_and_owner(app: Flask, fake: Fa
     assert record["owner"] == "user-1"
     assert record["context"] == {"user": "user-1", "plan": "pro", "locale": "en", "step": "welcome"}
     assert room.empty_timeout == 300 and room.departure_timeout == 20
-    assert claims_of(body).room_config is None
+    # The token carries the same room: a room LiveKit re-creates from it is a whole one.
+    room_config = claims_of(body).room_config
+    assert room_config is not None
+    assert (room_config.name, room_config.metadata) == (room.name, room.metadata)
 
 
 def test_on_join_mode_calls_nothing_and_puts_the_room_in_the_token(make_app) -> None:
@@ -97,12 +106,18 @@ def test_client_may_ask_for_an_allowed_agent_only(make_app) -> None:
         LIVEKIT_ONBOARDING_ROOM_CREATION="on_join",
         LIVEKIT_ONBOARDING_ALLOWED_AGENTS="tour-guide, translator",
     )
-    allowed = post(
+    allowed = post(app, {"room_config": {"agents": [{"agent_name": "translator"}]}})
+    assert allowed.status_code == 201
+    room_config = claims_of(allowed.get_json()).room_config
+    ((agent,),) = [room_config.agents]
+    assert agent.agent_name == "translator"
+    # The agent gets the server's envelope as job metadata, the same as the room metadata.
+    assert json.loads(agent.metadata) == json.loads(room_config.metadata)
+    with_metadata = post(
         app, {"room_config": {"agents": [{"agent_name": "translator", "metadata": "fr"}]}}
     )
-    assert allowed.status_code == 201
-    agents = claims_of(allowed.get_json()).room_config.agents
-    assert [(a.agent_name, a.metadata) for a in agents] == [("translator", "fr")]
+    assert with_metadata.status_code == 403
+    assert with_metadata.get_json()["error"]["field"] == "room_config.agents[0].metadata"
     refused = post(app, {"room_config": {"agents": [{"agent_name": "root-shell"}]}})
     assert refused.status_code == 403
     assert refused.get_json()["error"]["field"] == "room_config.agents[0].agent_name"
@@ -113,7 +128,10 @@ def test_client_may_ask_for_an_allowed_agent_only(make_app) -> None:
     [
         ({"max_participants": 100}, "room_config.max_participants"),
         ({"metadata": "{}"}, "room_config.metadata"),
-        ({"agents": [{"agent_name": "a", "deployment": "x"}]}, "room_config.agents[0].deployment"),
+        (
+            {"agents": [{"agent_name": "a", "attributes": {"x": "y"}}]},
+            "room_config.agents[0].attributes",
+        ),
         ({"no_such_thing": 1}, "room_config"),
         ("not an object", "room_config"),
     ],
@@ -192,11 +210,17 @@ def test_anonymous_demo_mode_gives_each_caller_a_guest_identity(make_app) -> Non
         LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=True,
         LIVEKIT_ONBOARDING_ROOM_CREATION="on_join",
     )
-    first = claims_of(post(app, {"participant_name": "Visitor"}).get_json())
-    second = claims_of(post(app).get_json())
-    assert first.identity.startswith("guest-") and first.identity != second.identity
-    assert (first.name, second.name) == ("Visitor", "Guest")
-    assert post(app, {"participant_identity": "ceo"}).status_code == 403
+    browser = app.test_client()
+    first = claims_of(browser.post("/livekit/token", json={}).get_json())
+    again = claims_of(browser.post("/livekit/token", json={}).get_json())
+    other = claims_of(app.test_client().post("/livekit/token", json={}).get_json())
+    assert first.identity.startswith("guest-")
+    assert again.identity == first.identity and other.identity != first.identity
+    assert (first.name, other.name) == ("Guest", "Guest")
+    assert browser.post("/livekit/token", json={"participant_identity": "ceo"}).status_code == 403
+    named = browser.post("/livekit/token", json={"participant_name": "LiveKit Support"})
+    assert named.status_code == 403
+    assert named.get_json()["error"]["field"] == "participant_name"
 
 
 def test_owner_rejoins_their_room(app: Flask, fake: FakeLiveKit) -> None:
@@ -263,8 +287,26 @@ def test_malformed_requests_get_a_json_error(
     assert fake.calls == 0
 
 
-def test_empty_body_is_a_request_with_every_field_omitted(app: Flask, fake: FakeLiveKit) -> None:
-    assert app.test_client().post("/livekit/token").status_code == 201
+def test_empty_json_body_is_a_request_with_every_field_omitted(
+    app: Flask, fake: FakeLiveKit
+) -> None:
+    client = app.test_client()
+    assert (
+        client.post("/livekit/token", data="", content_type="application/json").status_code == 201
+    )
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/x-www-form-urlencoded", "text/plain", "multipart/form-data"]
+)
+def test_a_cross_site_form_cannot_start_a_session(
+    app: Flask, fake: FakeLiveKit, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = app.test_client().post("/livekit/token", data="", headers=headers)
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    assert fake.calls == 0 and fake.room.rooms == {}
 
 
 def test_wrong_method_is_a_json_405(app: Flask) -> None:
@@ -298,7 +340,7 @@ def test_signals_notify_without_carrying_the_token(app: Flask, fake: FakeLiveKit
     assert created[0]["room_name"] == body["room_name"]
     assert created[0]["context"]["step"] == "welcome"
     assert issued[0]["identity"].identity == "user-1"
-    assert issued[0]["expires_in"] == 900
+    assert issued[0]["expires_in"] == 60
     assert body["participant_token"] not in repr(issued)
 
 

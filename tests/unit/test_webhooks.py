@@ -16,14 +16,24 @@ from flask import Flask
 from livekit import api
 
 from flask_livekit_onboarding import LiveKitOnboarding, signals
-from flask_livekit_onboarding.dedupe import DedupeUnavailable, MemoryDedupe, WebhookDedupe
+from flask_livekit_onboarding.config import DEFAULTS, load_config
+from flask_livekit_onboarding.dedupe import Claim, DedupeUnavailable, MemoryDedupe, WebhookDedupe
 from flask_livekit_onboarding.devserver import free_port
-from flask_livekit_onboarding.envelope import encode_metadata
+from flask_livekit_onboarding.envelope import Envelope
 from flask_livekit_onboarding.state import get_state
 
 CONTEXT = {"plan": "pro", "locale": "en", "step": "welcome"}
 ROOM = "onboarding-abc123"
 WEBHOOK = "/livekit/webhook"
+
+
+def signed_metadata(room_name: str = ROOM, context: dict[str, Any] | None = None) -> str:
+    """Room metadata as the unit-test apps write it: an envelope signed with their binding."""
+    from tests.conftest import UNIT_CONFIG
+
+    binding = load_config({**DEFAULTS, **UNIT_CONFIG}).binding
+    envelope = Envelope.new("user-1", CONTEXT if context is None else context, 1_700_000_000)
+    return binding.sign(room_name, envelope).to_metadata()
 
 
 class Recorder:
@@ -52,7 +62,7 @@ def event_body(
 ) -> bytes:
     """A webhook body as LiveKit sends it (protobuf JSON, camelCase, int64 as strings)."""
     if metadata is None:
-        metadata = encode_metadata("user-1", CONTEXT, 1_700_000_000)
+        metadata = signed_metadata(room_name)
     document: dict[str, Any] = {
         "event": event,
         "id": event_id or f"EV_{uuid.uuid4().hex[:12]}",
@@ -114,13 +124,15 @@ def test_signed_event_is_acknowledged_and_announced_once(app: Flask, received: R
     assert response.get_json() == {"status": "accepted"}
     assert joined.calls[0][0] is app
     kwargs = joined.kwargs
-    assert set(kwargs) == {"event", "room_name", "context", "participant"}
+    assert set(kwargs) == {"event", "event_id", "room_name", "onboarding", "context", "participant"}
+    assert kwargs["event_id"] == "EV_joined"
+    assert kwargs["onboarding"] is True
     assert kwargs["event"].id == "EV_joined"
     assert kwargs["event"].event == "participant_joined"
     assert kwargs["room_name"] == ROOM
     assert kwargs["context"] == CONTEXT
     assert kwargs["participant"].identity == "user-1"
-    assert set(received.kwargs) == {"event", "room_name", "context"}
+    assert set(received.kwargs) == {"event", "event_id", "room_name", "onboarding", "context"}
     assert received.kwargs["event"].id == "EV_joined"
     assert received.kwargs["context"] == CONTEXT
 
@@ -479,6 +491,10 @@ def test_dedupe_window_is_passed_to_the_store(
         def first_time(self, event_id: str, window: int) -> bool:
             windows.append((event_id, window))
             return super().first_time(event_id, window)
+
+        def complete(self, event_id: str, window: int, claim: Claim) -> None:
+            windows.append((event_id, window))
+            super().complete(event_id, window, claim)
 
     app = Flask("host_app")
     app.config.update(
