@@ -107,6 +107,10 @@ MAX_NAME_LENGTH = 256
 MAX_METADATA_BYTES = 64 * 1024
 
 
+class ConfigurationWarning(UserWarning):
+    """A configuration key of the extension changed after ``init_app`` read it."""
+
+
 @dataclass(frozen=True)
 class OnboardingConfig:
     """The validated configuration of one app."""

@@ -9,7 +9,7 @@ from flask import Flask, current_app
 
 from . import sessions
 from .cli import livekit_cli
-from .config import DEFAULTS, OnboardingConfig, load_config
+from .config import DEFAULTS, REQUIRED, OnboardingConfig, load_config
 from .dedupe import WebhookDedupe, make_dedupe_store
 from .errors import ConfigurationError
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
@@ -73,6 +73,7 @@ class LiveKitOnboarding:
             hooks=self.hooks,
             livekit=livekit if livekit is not None else _default_client(config),
             dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
+            config_snapshot={key: app.config.get(key) for key in (*REQUIRED, *DEFAULTS)},
         )
         app.cli.add_command(livekit_cli)
         if register_blueprint:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, current_app
 
-from .config import OnboardingConfig
+from .config import ConfigurationWarning, OnboardingConfig
 from .dedupe import WebhookDedupe
 from .hooks import Hooks
 from .livekit_bridge import LiveKitClient
 from .locks import RoomLocks, make_room_locks
+
+logger = logging.getLogger(__name__)
 
 #: The key in ``app.extensions``.
 EXTENSION_KEY = "livekit_onboarding"
@@ -26,10 +32,26 @@ class OnboardingState:
     dedupe: WebhookDedupe
     #: Per-room locks of context updates; by default chosen like the de-duplication store.
     locks: RoomLocks = field(default=None)  # type: ignore[assignment]
+    #: The extension's keys of ``app.config`` as ``init_app`` read them.
+    config_snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    _reported: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         if self.locks is None:
             self.locks = make_room_locks(self.config)
+
+    def report_config_changes(self, config: Mapping[str, Any]) -> None:
+        """Warn once per key changed in ``app.config`` after ``init_app``, which never sees it."""
+        for key, value in self.config_snapshot.items():
+            if key in self._reported or config.get(key) == value:
+                continue
+            self._reported.add(key)
+            message = (
+                f"{key} changed after init_app; flask-livekit-onboarding keeps the value it "
+                "read at init_app. Set configuration before calling init_app."
+            )
+            logger.warning("%s", message)
+            warnings.warn(message, ConfigurationWarning, stacklevel=3)
 
     def close(self) -> None:
         """Release the LiveKit connection, the de-duplication store and locks of this app."""
@@ -48,4 +70,5 @@ def get_state(app: Flask | None = None) -> OnboardingState:
             "flask-livekit-onboarding is not initialised on this app: "
             "did you forget to call LiveKitOnboarding.init_app(app)?"
         ) from None
+    state.report_config_changes(target.config)
     return state

@@ -36,7 +36,7 @@ def make_app(onboarding: LiveKitOnboarding, base_config: dict[str, Any]) -> Iter
 
     yield factory
     for app in apps:
-        get_state(app).close()
+        app.extensions["livekit_onboarding"].close()
 
 
 @pytest.fixture

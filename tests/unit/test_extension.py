@@ -186,3 +186,17 @@ def test_without_a_host_handler_errors_keep_the_json_shape(app: Flask) -> None:
 
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_config_changed_after_init_app_is_reported_once(app: Flask) -> None:
+    import pytest
+
+    from flask_livekit_onboarding.config import ConfigurationWarning
+
+    app.config["LIVEKIT_ONBOARDING_TOKEN_TTL"] = 5
+    with pytest.warns(ConfigurationWarning, match="LIVEKIT_ONBOARDING_TOKEN_TTL changed after"):
+        response = app.test_client().post("/livekit/token", json={})
+    again = app.test_client().post("/livekit/token", json={})  # no second warning
+
+    assert response.status_code == again.status_code == 201
+    assert app.extensions["livekit_onboarding"].config.token_ttl == 60
