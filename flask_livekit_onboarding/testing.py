@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from flask import Flask
 from livekit import api
 
 from .devserver import (
@@ -29,6 +30,7 @@ from .devserver import (
 )
 from .envelope import Envelope, RoomBinding
 from .livekit_bridge import server_error
+from .state import get_state
 
 __all__ = [
     "LIVEKIT_SERVER_VERSION",
@@ -153,15 +155,18 @@ class FakeLiveKit:
         created_at: int | None = None,
         metadata: str | None = None,
         participants: Iterable[tuple[str, str, Any]] = (),
+        app: Flask | None = None,
     ) -> api.Room:
-        """Put a live room in place; an onboarding room of the app whose binding this fake
-        holds (``FakeLiveKit(binding=get_state(app).config.binding)``) unless ``owner`` is None
-        or ``metadata`` is given. ``participants`` are ``(identity, name, kind)`` triples.
+        """Put a live room in place: an onboarding room of ``app`` (signed as that app signs
+        its rooms) unless ``owner`` is None or ``metadata`` is given. ``participants`` are
+        ``(identity, name, kind)`` triples, ``kind`` a ``livekit.api.ParticipantInfo.Kind``.
         """
         created = int(time.time()) if created_at is None else created_at
+        if app is not None:
+            self.binding = get_state(app).config.binding
         if metadata is None and owner is not None:
             if self.binding is None:
-                raise RuntimeError("FakeLiveKit.add_room needs the app's binding to sign rooms")
+                raise RuntimeError("FakeLiveKit.add_room(..., app=app) signs rooms as app does")
             envelope = Envelope.new(owner, context or {}, created)
             metadata = self.binding.sign(name, envelope).to_metadata()
         metadata = metadata or ""

@@ -207,9 +207,7 @@ def test_rooms_lists_onboarding_rooms_newest_first_with_users_and_agents(
     assert lines[2].index("ada") == lines[0].index("OWNER")
 
 
-def test_rooms_limit_shows_the_newest_and_says_how_many_more(
-    app: Flask, fake: FakeLiveKit
-) -> None:
+def test_rooms_limit_shows_the_newest_and_says_how_many_more(app: Flask, fake: FakeLiveKit) -> None:
     now = int(time.time())
     for age in range(5):
         fake.add_room(f"onboarding-{age}", owner="ada", created_at=now - age * 60)
@@ -220,9 +218,7 @@ def test_rooms_limit_shows_the_newest_and_says_how_many_more(
     assert lines[-1] == "3 more not shown (--limit)."
 
 
-def test_rooms_escape_control_characters_in_what_they_print(
-    app: Flask, fake: FakeLiveKit
-) -> None:
+def test_rooms_escape_control_characters_in_what_they_print(app: Flask, fake: FakeLiveKit) -> None:
     fake.add_room("onboarding-x", owner="eve\n\x1b[2Jfake-row")
 
     output = run(app, "rooms").stdout
