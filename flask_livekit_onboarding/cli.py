@@ -30,8 +30,10 @@ from .errors import (
     LiveKitTimeout,
     LiveKitUnavailable,
     RoomNotFound,
+    ValidationFailed,
 )
 from .hooks import Identity
+from .limits import check_json
 from .rooms import Headcount, headcounts
 from .state import OnboardingState, get_state
 
@@ -92,7 +94,7 @@ def token_command(
         raise click.UsageError("--context applies to new rooms only; leave out --room.")
     state = _state(_app())
     participant = Identity(identity=identity, name=name or identity)
-    context = _parse_context(context_json) if room_name is None else None
+    context = _parse_context(context_json, state.config) if room_name is None else None
     with _livekit_errors(state.config):
         try:
             issued = sessions.issue_token(
@@ -255,15 +257,20 @@ def _check_name(value: str, option: str) -> None:
         )
 
 
-def _parse_context(raw: str | None) -> dict[str, Any]:
+def _parse_context(raw: str | None, config: OnboardingConfig) -> dict[str, Any]:
+    """The ``--context`` object, held to the limits the token endpoint applies."""
     if raw is None:
         return {}
     try:
         context = json.loads(raw)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise click.BadParameter(f"not valid JSON: {error}", param_hint="--context") from None
     if not isinstance(context, dict):
         raise click.BadParameter("must be a JSON object.", param_hint="--context")
+    try:
+        check_json(context, "context", config.max_context_depth)
+    except ValidationFailed as error:
+        raise click.BadParameter(error.description or "", param_hint="--context") from None
     return context
 
 

@@ -398,3 +398,12 @@ def test_check_names_a_shared_dedupe_store_without_its_password(make_app: Any) -
 
     assert "shared (RedisDedupe, redis://127.0.0.1:6399/1)" in result.stdout
     assert "hunter2" not in result.output
+
+
+def test_token_context_is_held_to_the_endpoints_limits(app: Flask, fake: FakeLiveKit) -> None:
+    deep = "[" * 40 + "]" * 40
+    result = run(app, "token", "--identity", "ada", "--context", f'{{"a": {deep}}}')
+
+    assert result.exit_code == 2
+    assert "--context" in result.output and "context.a" in result.output
+    assert fake.room.rooms == {}
