@@ -95,8 +95,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quick = args.quick
     workers, _, threads = args.servers.partition("x")
     args.server_settings = ServerSettings(workers=int(workers), threads=int(threads or 1))
-    args.rounds = args.rounds or 3
     remote = args.profile == "remote"
+    args.rounds = args.rounds or (1 if quick and remote else 3)
     args.duration = args.duration or (4 if quick else (8 if remote else 10))
     args.warmup = args.warmup if args.warmup is not None else (2 if quick else 3)
     if args.steady_duration is None:
