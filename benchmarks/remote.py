@@ -212,8 +212,13 @@ def summarize_remote(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "connection_splits": [run["connection_split"] for run in runs],
     } | steady_summary(runs)
     floors = [s["floor_ms"] for s in steady if s.get("floor_ms") is not None]
-    services = [s["nginx"]["upstream_p50_ms"] for s in steady if s["nginx"]["upstream_p50_ms"]]
-    tails = [s["nginx"]["upstream_p99_ms"] for s in steady if s["nginx"]["upstream_p99_ms"]]
+    # nginx logs times in whole milliseconds: a p50 of 0 means under a millisecond.
+    services = [
+        s["nginx"]["upstream_p50_ms"] for s in steady if s["nginx"]["upstream_p50_ms"] is not None
+    ]
+    tails = [
+        s["nginx"]["upstream_p99_ms"] for s in steady if s["nginx"]["upstream_p99_ms"] is not None
+    ]
     if floors:
         summary["steady_floor_ms"] = statistics.median(floors)
         summary["livekit_service_p50_ms"] = statistics.median(services)
