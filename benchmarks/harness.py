@@ -66,7 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="steady (open-loop) rate as a fraction of the variant's measured maximum",
     )
     parser.add_argument(
-        "--steady-duration", type=int, help="seconds at the steady rate (8, quick 4; 0 skips)"
+        "--steady-duration",
+        type=int,
+        help="seconds at the steady rate (8, remote 6, quick 4; 0 skips)",
     )
     parser.add_argument(
         "--anatomy-duration",
@@ -97,10 +99,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.server_settings = ServerSettings(workers=int(workers), threads=int(threads or 1))
     remote = args.profile == "remote"
     args.rounds = args.rounds or (1 if quick and remote else 3)
-    args.duration = args.duration or (4 if quick else (8 if remote else 10))
-    args.warmup = args.warmup if args.warmup is not None else (2 if quick else 3)
+    args.duration = args.duration or (4 if quick else (6 if remote else 10))
+    args.warmup = args.warmup if args.warmup is not None else (2 if quick or remote else 3)
     if args.steady_duration is None:
-        args.steady_duration = 4 if quick else 8
+        args.steady_duration = 4 if quick else (6 if remote else 8)
     if args.anatomy_duration is None:
         args.anatomy_duration = 3 if quick else 4
     if args.soak_requests is None:
