@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
 from flask import Response, json
 from werkzeug import exceptions as wz
 
@@ -17,8 +18,16 @@ class OnboardingError(Exception):
     """Base class of every error raised by flask-livekit-onboarding."""
 
 
-class ConfigurationError(OnboardingError, ValueError):
-    """The app's configuration or hooks are missing or invalid."""
+class ConfigurationError(OnboardingError, ValueError, click.ClickException):
+    """The app's configuration or hooks are missing or invalid.
+
+    Also a ``click.ClickException``: when an app factory's ``init_app`` raises it while the
+    ``flask`` command loads the app, every command (``flask livekit check``, ``flask run``)
+    prints the one line ``Error: <what to fix>`` and exits with status 1, not a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        click.ClickException.__init__(self, message)
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
