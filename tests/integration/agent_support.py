@@ -8,6 +8,7 @@ worker runs in the agent's own virtualenv (``scripts/setup-agent-env.sh``, built
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -131,7 +132,5 @@ async def close_rooms(server: LiveKitDevServer, room_names: list[str]) -> None:
     """Delete rooms (those already gone are fine): everyone in them, agents too, leaves."""
     async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
         for name in room_names:
-            try:
+            with contextlib.suppress(api.TwirpError):
                 await lk.room.delete_room(api.DeleteRoomRequest(room=name))
-            except api.TwirpError:
-                pass
