@@ -366,10 +366,14 @@ def test_webhooks_to_every_host_fire_each_signal_once_with_shared_redis(
         "room_finished",
         "room_started",
     ]
-    # Each event reached both hosts sharing Redis: one accepted it, the other saw a duplicate.
+    # Each event reached both hosts sharing Redis: exactly one accepted it. The other saw a
+    # duplicate, or (arriving while the first was still delivering) answered 503 so that
+    # LiveKit retries it, and the retry is a duplicate.
     for event_id in kinds:
-        answers = sorted(d["status"] for d in deliveries if d["id"] == event_id)
-        assert answers == ["accepted", "duplicate"], kinds[event_id]
+        answers = [(d["http_status"], d["status"]) for d in deliveries if d["id"] == event_id]
+        assert [status for code, status in answers if code == 200].count("accepted") == 1
+        assert {code for code, _ in answers} <= {200, 503}, answers
+        assert {status for code, status in answers if code == 200} <= {"accepted", "duplicate"}
     fired = a.signals_for(name) + b.signals_for(name)
     assert sorted((s["signal"], s["id"]) for s in fired) == sorted(
         [("webhook_received", event_id) for event_id in kinds]
