@@ -26,12 +26,8 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import AgentServer, AutoSubscribe, JobContext
 
-try:
-    from flask_livekit_onboarding.envelope import Envelope, client_metadata
-except ImportError:
-    from examples.agent._envelope_fallback import Envelope, client_metadata  # type: ignore
-
 from examples.agent.script import OnboardingScript
+from flask_livekit_onboarding.envelope import Envelope, client_metadata
 
 logger = logging.getLogger("onboarding-agent")
 
