@@ -21,7 +21,12 @@ from .session_views import end_session, room_status, update_context
 from .token_view import issue_token
 from .webhook_view import receive_webhook
 
-_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+#: Every method of HTTP's method registry a client is likely to send: each gets the JSON 405.
+#: (Routing fails before any blueprint is chosen, so only rules can answer them.)
+_METHODS = frozenset(
+    {"GET", "POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT", "QUERY"}
+    | {"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH", "REPORT"}
+)
 #: The converter of the catch-all rule: any rest of the path, slashes and empty segments too.
 _ANY_PATH = "livekit_onboarding_any_path"
 

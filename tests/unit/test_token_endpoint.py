@@ -350,3 +350,12 @@ def test_tokens_and_secrets_never_reach_the_logs(
     caplog.set_level("DEBUG")
     token = post(app).get_json()["participant_token"]
     assert token not in caplog.text and SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "PUT"])
+@pytest.mark.parametrize("path", ["/livekit/token", "/livekit/rooms/onboarding-x"])
+def test_unusual_methods_get_the_json_405(app: Flask, method: str, path: str) -> None:
+    response = app.test_client().open(path, method=method)
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert method not in response.headers["Allow"]
