@@ -67,15 +67,31 @@ def base_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_app(onboarding: LiveKitOnboarding, base_config: dict[str, Any]) -> Iterator[MakeApp]:
-    """Build apps on the shared extension; their LiveKit connections are closed afterwards."""
+def livekit_client() -> Callable[[], Any]:
+    """Makes each app's LiveKit client; None is the real one (unit tests plug in a fake)."""
+    return lambda: None
+
+
+@pytest.fixture
+def make_app(
+    onboarding: LiveKitOnboarding, base_config: dict[str, Any], livekit_client: Callable[[], Any]
+) -> Iterator[MakeApp]:
+    """Build apps on the shared extension; their LiveKit connections are closed afterwards.
+
+    ``real_livekit=True`` gives an app the real client even where tests plug in a fake.
+    """
     apps: list[Flask] = []
 
-    def factory(extension: LiveKitOnboarding | None = None, **config: Any) -> Flask:
+    def factory(
+        extension: LiveKitOnboarding | None = None, *, real_livekit: bool = False, **config: Any
+    ) -> Flask:
         app = Flask(f"host_app_{len(apps)}")
         app.config.update(base_config)
         app.config.update(config)
-        (extension or onboarding).init_app(app)
+        livekit = None if real_livekit else livekit_client()
+        (extension or onboarding).init_app(app, livekit=livekit)
+        if livekit is not None:
+            livekit.binding = app.extensions["livekit_onboarding"].config.binding
         apps.append(app)
         return app
 
