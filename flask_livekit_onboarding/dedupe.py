@@ -225,9 +225,7 @@ class RedisDedupe(WebhookDedupe):
         self.key_prefix = key_prefix
 
     def __repr__(self) -> str:
-        kwargs = self._client.connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        return f"<RedisDedupe {where} db={kwargs.get('db', 0)}>"
+        return f"<RedisDedupe {redis_location(self._client)}>"
 
     @property
     def client(self) -> redis.Redis:
@@ -314,6 +312,13 @@ def _import_redis() -> Any:
             "pip install 'flask-livekit-onboarding[redis]'"
         ) from None
     return redis
+
+
+def redis_location(client: redis.Redis) -> str:
+    """Where ``client`` connects (host and port, or socket path, and db), without credentials."""
+    kwargs = client.connection_pool.connection_kwargs
+    where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+    return f"{where} db={kwargs.get('db', 0)}"
 
 
 def connect_redis(url: str, *, timeout: float = 5.0, **redis_options: Any) -> redis.Redis:

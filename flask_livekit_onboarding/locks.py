@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .config import OnboardingConfig
-from .dedupe import _import_redis, connect_redis
+from .dedupe import _import_redis, connect_redis, redis_location
 from .errors import ContextBusy, ContextConflict, RoomNotFound
 from .livekit_bridge import LiveKitClient
 from .rooms import live_room
@@ -113,9 +113,7 @@ class RedisRoomLocks(RoomLocks):
         self._errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
 
     def __repr__(self) -> str:
-        kwargs = self._client.connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        return f"<RedisRoomLocks {where} db={kwargs.get('db', 0)}>"
+        return f"<RedisRoomLocks {redis_location(self._client)}>"
 
     @property
     def client(self) -> redis.Redis:
