@@ -18,7 +18,6 @@ from livekit import api
 from .config import MAX_METADATA_BYTES, MAX_NAME_LENGTH, OnboardingConfig
 from .errors import ValidationFailed
 from .hooks import Identity
-from .tokens import mint_participant_token
 
 logger = logging.getLogger(__name__)
 
@@ -214,23 +213,6 @@ def check_participant_token(
         "context": 0 if settings is None else settings.ByteSize(),
     }
     return check_token_size(token, config.max_token_bytes, field=max(parts, key=parts.__getitem__))
-
-
-def check_token_fits(
-    config: OnboardingConfig, participant: Identity, settings: api.RoomConfiguration
-) -> None:
-    """Refuse, before a room is created for it, a token that :func:`check_participant_token`
-    would refuse once minted."""
-    probe = mint_participant_token(
-        config,
-        room_name=settings.name,
-        identity=participant.identity,
-        name=participant.name or participant.identity,
-        metadata=participant.metadata,
-        attributes=participant.attributes,
-        room_config=settings,
-    )
-    check_participant_token(probe, config, participant, settings)
 
 
 def _hook_attributes(value: Any, key: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from .config import MAX_METADATA_BYTES
 from .envelope import Envelope, OnboardingRoom, job_metadata
 from .errors import ApiError, ConfigurationError, Forbidden, ValidationFailed
 from .hooks import Identity
-from .limits import check_participant_token, check_stored_json, check_token_fits
+from .limits import check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
 from .rooms import (
     create_room,
@@ -102,6 +102,24 @@ def issue_token(
     """
     participant = participant or caller
     agents = tuple(agents)
+    expires_in = ttl or state.config.token_ttl
+    name = participant.name or participant.identity
+
+    def mint(settings: api.RoomConfiguration) -> str:
+        token = mint_participant_token(
+            state.config,
+            room_name=settings.name,
+            identity=participant.identity,
+            name=name,
+            metadata=participant.metadata,
+            attributes=participant.attributes,
+            # In both modes: a room LiveKit re-creates from this token is a whole onboarding room.
+            room_config=settings,
+            ttl=expires_in,
+        )
+        return check_participant_token(token, state.config, participant, settings)
+
+    resumed: bool | None
     if room_name is not None:
         if agents:
             raise ValidationFailed(
@@ -111,23 +129,19 @@ def issue_token(
         room = require_room(state, room_name, None if as_operator else caller, "join")
         assert room.envelope is not None
         settings = _room_settings(state, room.name, room.envelope, _dispatched_agents(state, ()))
-        resumed: bool | None = True
+        token, resumed = mint(settings), True
     else:
-        settings, resumed = _start_or_resume(state, caller, agents, context)
-    expires_in = ttl or state.config.token_ttl
-    name = participant.name or participant.identity
-    token = mint_participant_token(
-        state.config,
-        room_name=settings.name,
-        identity=participant.identity,
-        name=name,
-        metadata=participant.metadata,
-        attributes=participant.attributes,
-        # In both modes: a room LiveKit re-creates from this token is a whole onboarding room.
-        room_config=settings,
-        ttl=expires_in,
-    )
-    check_participant_token(token, state.config, participant, settings)
+        settings, envelope = _new_session(state, caller, agents, context)
+        # Minted before anything is created: a token over the size bound creates no room.
+        token, resumed = mint(settings), None
+        if state.config.room_creation == "eager":
+            live = _create_or_resume(state, caller, settings, envelope)
+            resumed = live is not None
+            if live is not None:
+                settings = live
+                token = mint(settings)
+        elif state.config.session_policy == "new":
+            _announce_new_room(state, settings.name, caller, envelope)
     send_contained(
         signals.token_issued,
         _app(),
@@ -203,11 +217,11 @@ def update_context(
                 f"{blame} must be plain JSON (no NaN or Infinity).", field=blame
             ) from None
         metadata = _metadata(updated, blame)
-        update_room_metadata(state.livekit, room.name, metadata)
+        written = update_room_metadata(state.livekit, room.name, metadata)
         confirm_metadata(state.livekit, room.name, metadata, state.config.request_timeout)
     who = caller.identity if caller is not None else "the host"
     logger.info("onboarding room %r updated by %r", room.name, who)
-    result = OnboardingRoom.from_envelope(_Named(room.name, metadata, room.sid), updated)
+    result = OnboardingRoom.from_envelope(written, updated)
     send_contained(
         signals.context_updated,
         _app(),
@@ -261,13 +275,13 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def _start_or_resume(
+def _new_session(
     state: OnboardingState,
     caller: Identity,
     agents: tuple[AgentRequest, ...],
     context: Mapping[str, Any] | None,
-) -> tuple[api.RoomConfiguration, bool | None]:
-    """The room settings of ``caller``'s session, and whether it was resumed.
+) -> tuple[api.RoomConfiguration, Envelope]:
+    """The room settings and envelope of a new session of ``caller``; nothing is called yet.
 
     With the ``resume`` policy the room name is derived from the caller's identity, so a
     reload, a second tab or a lost room name lands in the live room: ``eager`` creation is
@@ -286,21 +300,22 @@ def _start_or_resume(
     else:
         name = config.room_prefix + secrets.token_urlsafe(16)
     envelope = binding.sign(name, Envelope.new(caller.identity, context, int(time.time())))
-    _metadata(envelope, None)
-    settings = _room_settings(state, name, envelope, _dispatched_agents(state, agents))
-    if config.room_creation == "on_join":
-        if config.session_policy == "new":
-            _announce_new_room(state, name, caller, envelope)
-        return settings, None
-    check_token_fits(config, caller, settings)
-    live = binding.read(create_room(state.livekit, settings))
+    return _room_settings(state, name, envelope, _dispatched_agents(state, agents)), envelope
+
+
+def _create_or_resume(
+    state: OnboardingState, caller: Identity, settings: api.RoomConfiguration, envelope: Envelope
+) -> api.RoomConfiguration | None:
+    """Create the room (``eager``); the live session's settings if one was resumed instead."""
+    name = settings.name
+    live = state.config.binding.read(create_room(state.livekit, settings))
     if live is None or live.envelope is None:
         raise Forbidden(
             f"The room {name!r} is live but is not an onboarding room of this deployment."
         )
     if live.session_id == envelope.session_id:
         _announce_new_room(state, name, caller, envelope)
-        return settings, False
+        return None
     logger.info("onboarding room %r resumed for %r", name, caller.identity)
     send_contained(
         signals.session_resumed,
@@ -310,7 +325,7 @@ def _start_or_resume(
         session_id=live.session_id,
         room_sid=live.sid,
     )
-    return _room_settings(state, name, live.envelope, _dispatched_agents(state, ())), True
+    return _room_settings(state, name, live.envelope, _dispatched_agents(state, ()))
 
 
 def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
@@ -346,18 +361,23 @@ def _announce_new_room(
 def _room_settings(
     state: OnboardingState, name: str, envelope: Envelope, agents: list[AgentRequest]
 ) -> api.RoomConfiguration:
-    """The LiveKit settings of an onboarding room: metadata, timeouts, agent dispatches."""
+    """The LiveKit settings of an onboarding room: metadata, timeouts, agent dispatches.
+
+    Every dispatch carries the envelope as job metadata: the room metadata itself, unless a
+    client's own agent metadata travels beside it.
+    """
     config = state.config
+    metadata = _metadata(envelope, None)
     return api.RoomConfiguration(
         name=name,
-        metadata=envelope.to_metadata(),
+        metadata=metadata,
         empty_timeout=config.empty_timeout,
         departure_timeout=config.departure_timeout,
         max_participants=config.max_participants,
         agents=[
             api.RoomAgentDispatch(
                 agent_name=agent.agent_name,
-                metadata=job_metadata(envelope, agent.metadata or None),
+                metadata=job_metadata(envelope, agent.metadata) if agent.metadata else metadata,
                 deployment=agent.deployment,
             )
             for agent in agents
@@ -417,13 +437,6 @@ def _dispatched_agents(
             )
         agents = [a for a in agents if a.agent_name != agent.agent_name] + [agent]
     return agents
-
-
-@dataclass(frozen=True)
-class _Named:
-    name: str
-    metadata: str
-    sid: str
 
 
 def _app() -> Flask:
