@@ -119,3 +119,11 @@ def test_the_readme_error_table_lists_exactly_the_codes_the_code_sends() -> None
 
     sent = {cls.error_code for cls in subclasses(errors.ApiError)} - {"error"}
     assert documented == sent
+
+
+def test_the_readme_configuration_table_lists_exactly_the_keys_the_code_reads() -> None:
+    from flask_livekit_onboarding.config import DEFAULTS, REQUIRED
+
+    table = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(LIVEKIT_\w+)` \|", table, re.M))
+    assert documented == set(DEFAULTS) | set(REQUIRED)
