@@ -191,11 +191,6 @@ class OnboardingRoom:
         )
 
 
-def encode_metadata(owner: str, context: Mapping[str, Any], created_at: int) -> str:
-    """An unsigned envelope for ``owner``: what other tools may write; no deployment trusts it."""
-    return Envelope.new(owner, context, created_at).to_metadata()
-
-
 def decode_context(metadata: str | None) -> dict[str, Any] | None:
     """The host's onboarding context in a room's metadata, or None for other rooms.
 
