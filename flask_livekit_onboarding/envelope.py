@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from .jsondepth import too_deep
+
 METADATA_KEY = "onboarding"
 METADATA_VERSION = 2
 CLIENT_METADATA_KEY = "client_metadata"
@@ -215,36 +217,12 @@ def _record(metadata: str | None) -> dict[str, Any] | None:
 
 
 def _load(text: str | None) -> Any:
-    if not text or not isinstance(text, str) or _too_deep(text):
+    if not text or not isinstance(text, str) or too_deep(text, MAX_READ_DEPTH):
         return None
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
-
-
-def _too_deep(text: str) -> bool:
-    """A cheap upper bound on nesting, so the parser never meets a hostile depth."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_READ_DEPTH:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
 
 
 def _dumps(document: Any) -> str:

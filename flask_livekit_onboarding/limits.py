@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from typing import Any
 
 from livekit import api
@@ -23,10 +22,6 @@ logger = logging.getLogger(__name__)
 
 #: Deepest nesting accepted anywhere in a request body; the body's own object is level 1.
 MAX_BODY_DEPTH = 64
-
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
-_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
 
 
 def check_name(value: Any, key: str) -> str:
@@ -72,26 +67,6 @@ def check_attributes(value: Any, key: str) -> dict[str, str]:
         _check_unicode(text, f"{key}.{_shown(name)}")
     check_size(json.dumps(value), key)
     return dict(value)
-
-
-def too_deep(document: bytes, max_depth: int) -> bool:
-    """Whether the JSON text ``document`` nests deeper than ``max_depth``, without parsing it.
-
-    Python's parser recurses once per level, so a hostile depth must be refused before it.
-    Cheap for ordinary bodies (two byte counts); otherwise a few passes of C-speed regexes.
-    """
-    if document.count(b"[") + document.count(b"{") <= max_depth:
-        return False
-    shape = _JSON_STRING.sub(b"", document).translate(None, _NOT_BRACKETS)
-    # Each pass removes the innermost containers; what is left after max_depth passes is deeper.
-    for _ in range(max_depth):
-        shape, removed = _EMPTY_PAIR.subn(b"", shape)
-        if not shape:
-            return False
-        if not removed:
-            # Unbalanced, so not JSON; still refuse a run of openers the parser would descend.
-            return re.search(rb"[\[{]{%d}" % (max_depth + 1), shape) is not None
-    return True
 
 
 def json_problem(value: Any, max_depth: int) -> tuple[str, str] | None:

@@ -10,7 +10,8 @@ from typing import IO, Any
 from flask import request
 
 from ..errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType, ValidationFailed
-from ..limits import MAX_BODY_DEPTH, check_json, too_deep
+from ..jsondepth import too_deep
+from ..limits import MAX_BODY_DEPTH, check_json
 from ..sessions import CONTEXT_MODES, ContextMode
 
 

@@ -23,8 +23,9 @@ def issue_token() -> tuple[Response, int]:
             f"Send the body as application/json, not {request.mimetype or 'no content type'}."
         )
     state = get_state()
-    token_request = parse_token_request(read_json_object())
+    # Who is calling comes first: a caller who is refused costs no more than the refusal.
     caller = current_identity(state)
+    token_request = parse_token_request(read_json_object())
     issued = issue(
         state,
         caller,

@@ -13,7 +13,8 @@ from livekit import api
 from flask_livekit_onboarding import Identity, LiveKitOnboarding
 from flask_livekit_onboarding.config import DEFAULTS, load_config
 from flask_livekit_onboarding.errors import ConfigurationError
-from flask_livekit_onboarding.limits import MAX_BODY_DEPTH, json_problem, too_deep
+from flask_livekit_onboarding.jsondepth import nesting_depth, too_deep
+from flask_livekit_onboarding.limits import MAX_BODY_DEPTH, json_problem
 from flask_livekit_onboarding.state import get_state
 from flask_livekit_onboarding.testing import FakeLiveKit, sign_webhook, webhook_body
 from tests.conftest import UNIT_CONFIG, HostUsers
@@ -73,6 +74,35 @@ def test_the_depth_scan_agrees_with_the_parser() -> None:
     # Brackets inside strings are text, not nesting.
     assert not too_deep(json.dumps({"a": "[" * 1000, "b": '\\"{' * 100}).encode(), 64)
     assert not too_deep(json.dumps([[1, 2]] * 1000).encode(), 64)
+
+
+def test_the_depth_scan_is_linear_on_an_unterminated_string_of_escaped_quotes() -> None:
+    # Once quadratic: every escaped quote restarted a string match that ran to the end.
+    hostile = b"[" * 65 + b'"' + b'\\"' * 200_000
+    assert nesting_depth(hostile) == 65
+    assert too_deep(hostile, MAX_BODY_DEPTH)
+    assert nesting_depth('{"a": "[[[", "b": [{"c": "\\"]"}]}') == 3
+
+
+def test_a_hostile_body_of_the_body_limit_is_refused_as_too_deep(app: Flask) -> None:
+    body = b"[" * 65 + b'"' + b'\\"' * 100_000
+    error = assert_json_error(send(app, "POST", "/livekit/token", body), 400)
+    assert "nested deeper than 64 levels" in error["message"]
+
+
+def test_a_caller_who_is_not_signed_in_is_refused_before_the_body_is_read(
+    make_app: Any, users: HostUsers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+    users.current = None
+    scanned: list[int] = []
+    monkeypatch.setattr(
+        "flask_livekit_onboarding.http.bodies.too_deep",
+        lambda document, depth: scanned.append(len(document)) or False,
+    )
+    body = b"[" * 65 + b'"' + b'\\"' * 100_000
+    assert_json_error(send(app, "POST", "/livekit/token", body), 401)
+    assert scanned == []
 
 
 # --- 2. lone surrogates ------------------------------------------------------------------------
