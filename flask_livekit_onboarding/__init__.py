@@ -64,32 +64,7 @@ _EXPORTS = {
     "OnboardingState": "state",
 }
 
-__all__ = [
-    "ApiError",
-    "BadRequest",
-    "ConfigurationError",
-    "DedupeUnavailable",
-    "Forbidden",
-    "Identity",
-    "LiveKitError",
-    "LiveKitOnboarding",
-    "LiveKitTimeout",
-    "LiveKitUnavailable",
-    "MemoryDedupe",
-    "OnboardingError",
-    "OnboardingRoom",
-    "OnboardingState",
-    "RedisDedupe",
-    "RoomAction",
-    "RoomNotFound",
-    "Unauthorized",
-    "ValidationFailed",
-    "WebhookDedupe",
-    "__version__",
-    "create_blueprint",
-    "decode_context",
-    "signals",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """Run a real LiveKit server on loopback for tests, demos and benchmarks.
 
 The onboarding blueprint is only worth testing against the server it talks to, so this module
-finds (or builds, with Go) the pinned ``livekit-server`` release and runs it on free loopback
+finds the pinned ``livekit-server`` release (it never builds one) and runs it on free loopback
 ports with its own API key, secret and webhook URLs::
 
     from flask_livekit_onboarding.devserver import LiveKitDevServer, ensure_livekit_server
@@ -16,7 +16,7 @@ ports with its own API key, secret and webhook URLs::
         onboarding.init_app(app)  # after the config: init_app reads it once
 
 From a shell, ``python -m flask_livekit_onboarding.devserver`` prints the path of a usable
-binary (building it when needed) and ``python -m flask_livekit_onboarding.devserver serve``
+binary (or says how to get one) and ``python -m flask_livekit_onboarding.devserver serve``
 runs a server until interrupted.
 
 `LiveKitCluster` runs several nodes that share one Redis, as LiveKit runs in production
@@ -53,7 +53,6 @@ __all__ = [
     "LiveKitCluster",
     "LiveKitDevServer",
     "LiveKitServerError",
-    "build_livekit_server",
     "ensure_livekit_server",
     "find_livekit_server",
     "free_port",
@@ -77,7 +76,7 @@ _PORT_ATTEMPTS = 3
 
 
 class LiveKitServerError(RuntimeError):
-    """No usable livekit-server binary, a failed build, or a server that would not start."""
+    """No usable livekit-server binary, or a server that would not start."""
 
 
 def _normalize_version(version: str) -> str:
@@ -161,58 +160,21 @@ def find_livekit_server(version: str | None = LIVEKIT_SERVER_VERSION) -> str | N
     return None
 
 
-def build_livekit_server(
-    version: str = LIVEKIT_SERVER_VERSION,
-    *,
-    gobin: str | os.PathLike[str] | None = None,
-    timeout: float = 1800.0,
-) -> str:
-    """Build livekit-server *version* with ``go install`` and return the binary's path.
-
-    The binary lands in *gobin* when given, else where ``go install`` puts it (``GOBIN`` or
-    ``$(go env GOPATH)/bin``). A cold build downloads the module graph and takes minutes.
-    """
-    go = shutil.which("go")
-    if go is None:
-        raise LiveKitServerError(
-            "cannot build livekit-server: the Go toolchain (`go`) is not on PATH; install Go "
-            f"or point {LIVEKIT_SERVER_BIN_ENV} at a livekit-server {version} binary"
-        )
-    version = _normalize_version(version)
-    env = dict(os.environ)
-    if gobin is not None:
-        env["GOBIN"] = os.fspath(gobin)
-    try:
-        result = subprocess.run(
-            [go, "install", f"{LIVEKIT_SERVER_MODULE}@{version}"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LiveKitServerError(
-            f"building livekit-server {version} took longer than {timeout:.0f}s"
-        ) from exc
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-20:])
-        raise LiveKitServerError(f"`go install` of livekit-server {version} failed:\n{tail}")
-    install_dir = _go_install_dir(go, env.get("GOBIN"))
-    exe = _go_env(go, "GOEXE")
-    path = str(install_dir / f"server{exe}") if install_dir else ""
-    built = _binary_version(path) if path else None
-    if built != version:
-        raise LiveKitServerError(
-            f"`go install` succeeded but {path or 'the binary'} does not report "
-            f"livekit-server {version} (got {built})"
-        )
-    return path
-
-
 def ensure_livekit_server(version: str = LIVEKIT_SERVER_VERSION) -> str:
-    """Return `find_livekit_server`'s answer, building *version* when nothing is found."""
-    return find_livekit_server(version) or build_livekit_server(version)
+    """Return `find_livekit_server`'s answer, or raise `LiveKitServerError` naming the fix.
+
+    The package never builds a toolchain: the binary comes from LiveKit's release, from
+    ``go install`` (the command is in the error), or from ``$LIVEKIT_SERVER_BIN``.
+    """
+    found = find_livekit_server(version)
+    if found is None:
+        raise LiveKitServerError(
+            f"no livekit-server {version} binary found (looked at ${LIVEKIT_SERVER_BIN_ENV}, "
+            "livekit-server and server on PATH, and Go's bin directory); get one with "
+            f"`go install {LIVEKIT_SERVER_MODULE}@{_normalize_version(version)}` (the binary is "
+            f"named server) or point {LIVEKIT_SERVER_BIN_ENV} at a livekit-server binary"
+        )
+    return found
 
 
 def _free_ports(host: str, tcp: int, udp: int) -> list[int]:
@@ -652,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``ensure`` (default): print a livekit-server path; ``serve``: run one until Ctrl-C."""
     parser = argparse.ArgumentParser(
         prog="python -m flask_livekit_onboarding.devserver",
-        description="Find, build or run the livekit-server used by tests and demos.",
+        description="Find or run the livekit-server used by tests and demos.",
     )
     parser.add_argument("command", nargs="?", choices=("ensure", "serve"), default="ensure")
     parser.add_argument("--version", default=LIVEKIT_SERVER_VERSION, dest="server_version")

@@ -203,11 +203,6 @@ def decode_context(metadata: str | None) -> dict[str, Any] | None:
     return None if envelope is None else dict(envelope.context)
 
 
-def decode_metadata(metadata: str | None) -> dict[str, Any] | None:
-    """The raw envelope record in ``metadata`` (unverified), or None; never raises."""
-    return _record(metadata)
-
-
 def _record(metadata: str | None) -> dict[str, Any] | None:
     document = _load(metadata)
     record = document.get(METADATA_KEY) if isinstance(document, dict) else None

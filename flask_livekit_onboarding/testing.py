@@ -4,7 +4,8 @@
   ``onboarding.init_app(app, livekit=FakeLiveKit())``, so unit tests need no server.
 - :func:`sign_webhook`: the ``Authorization`` header LiveKit would send with a webhook body.
 - A real LiveKit server for integration tests: :class:`LiveKitDevServer` and
-  :func:`ensure_livekit_server`, re-exported from :mod:`flask_livekit_onboarding.devserver`.
+  :func:`ensure_livekit_server`, re-exported from :mod:`flask_livekit_onboarding.devserver`
+  and loaded only when first used, so unit tests that import :class:`FakeLiveKit` do not.
 """
 
 from __future__ import annotations
@@ -16,21 +17,33 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask
 from livekit import api
 
-from .devserver import (
-    LIVEKIT_SERVER_VERSION,
-    LiveKitDevServer,
-    LiveKitServerError,
-    ensure_livekit_server,
-    free_port,
-)
 from .envelope import Envelope, RoomBinding
 from .livekit_bridge import server_error
 from .state import get_state
+
+if TYPE_CHECKING:
+    from .devserver import (
+        LIVEKIT_SERVER_VERSION,
+        LiveKitDevServer,
+        LiveKitServerError,
+        ensure_livekit_server,
+        free_port,
+    )
+
+_DEVSERVER_EXPORTS = frozenset(
+    {
+        "LIVEKIT_SERVER_VERSION",
+        "LiveKitDevServer",
+        "LiveKitServerError",
+        "ensure_livekit_server",
+        "free_port",
+    }
+)
 
 __all__ = [
     "LIVEKIT_SERVER_VERSION",
@@ -210,3 +223,11 @@ def sign_webhook(body: bytes, api_key: str, api_secret: str) -> str:
     digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
     token = api.AccessToken(api_key, api_secret).with_sha256(digest)
     return token.with_ttl(datetime.timedelta(minutes=5)).to_jwt()
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _DEVSERVER_EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import devserver
+
+    return getattr(devserver, name)

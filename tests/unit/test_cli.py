@@ -13,10 +13,10 @@ from flask import Flask
 from livekit import api
 
 from flask_livekit_onboarding import LiveKitTimeout, LiveKitUnavailable, signals
-from flask_livekit_onboarding.envelope import decode_metadata
 from flask_livekit_onboarding.state import get_state
 from flask_livekit_onboarding.testing import FakeLiveKit
 from tests.conftest import UNIT_CONFIG
+from tests.metadata import decode_metadata
 
 KEY = UNIT_CONFIG["LIVEKIT_API_KEY"]
 SECRET = UNIT_CONFIG["LIVEKIT_API_SECRET"]

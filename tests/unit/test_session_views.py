@@ -10,9 +10,9 @@ from flask import Flask
 from livekit import api
 
 from flask_livekit_onboarding import Identity, LiveKitUnavailable, signals
-from flask_livekit_onboarding.envelope import decode_metadata
 from flask_livekit_onboarding.state import get_state
 from flask_livekit_onboarding.testing import FakeLiveKit
+from tests.metadata import decode_metadata
 
 ROOM = "onboarding-abc"
 STANDARD = api.ParticipantInfo.Kind.STANDARD

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import flask_livekit_onboarding
 from flask_livekit_onboarding import errors
 
@@ -127,3 +129,46 @@ def test_the_readme_configuration_table_lists_exactly_the_keys_the_code_reads() 
     table = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `(LIVEKIT_\w+)` \|", table, re.M))
     assert documented == set(DEFAULTS) | set(REQUIRED)
+
+
+def _imports_in_a_fresh_interpreter(code: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_the_testing_kit_does_not_load_the_dev_server_runner() -> None:
+    loaded = _imports_in_a_fresh_interpreter(
+        "from flask_livekit_onboarding.testing import FakeLiveKit, sign_webhook"
+    )
+    assert "flask_livekit_onboarding.testing" in loaded
+    assert "flask_livekit_onboarding.devserver" not in loaded
+
+
+def test_the_dev_server_runner_never_builds_a_toolchain() -> None:
+    from flask_livekit_onboarding import devserver
+
+    source = Path(devserver.__file__).read_text()
+    assert '"install"' not in source and "build_livekit_server" not in source
+
+
+def test_no_livekit_server_is_one_error_naming_the_command_that_gets_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_livekit_onboarding.devserver import LiveKitServerError, ensure_livekit_server
+
+    monkeypatch.delenv("LIVEKIT_SERVER_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(LiveKitServerError) as raised:
+        ensure_livekit_server()
+    assert "go install github.com/livekit/livekit-server/cmd/server@v1.13.5" in str(raised.value)
+
+
+def test_the_public_names_are_the_lazy_exports() -> None:
+    exports = flask_livekit_onboarding._EXPORTS  # type: ignore[attr-defined]
+    assert set(flask_livekit_onboarding.__all__) == set(exports) | {"__version__"}
