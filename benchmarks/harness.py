@@ -11,7 +11,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -114,12 +113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.profile == "remote":
-        from .remote import main_remote
-
-        return main_remote(args)
+def main_loopback(args: argparse.Namespace) -> int:
+    """The loopback profile: every variant against livekit-server on loopback."""
     from flask_livekit_onboarding.testing import LiveKitDevServer, ensure_livekit_server
 
     wrk = find_wrk()
@@ -548,7 +543,3 @@ def _git_commit() -> str:
         check=False,
     )
     return result.stdout.strip() or "unknown"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

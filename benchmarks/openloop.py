@@ -18,8 +18,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .apps import SEQ_HEADER  # noqa: F401 - the header the apps look for (X-Bench-Seq)
-
 
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile (nearest rank) of ``values``."""

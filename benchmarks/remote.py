@@ -15,7 +15,7 @@ import statistics
 import time
 from typing import Any
 
-from .harness import machine_info, measure, steady_summary, token_claims  # noqa: F401
+from .harness import machine_info, measure, steady_summary
 from .load import LoadSettings, find_wrk
 from .network import (
     Certificates,

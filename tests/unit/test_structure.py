@@ -172,3 +172,32 @@ def test_no_livekit_server_is_one_error_naming_the_command_that_gets_one(
 def test_the_public_names_are_the_lazy_exports() -> None:
     exports = flask_livekit_onboarding._EXPORTS  # type: ignore[attr-defined]
     assert set(flask_livekit_onboarding.__all__) == set(exports) | {"__version__"}
+
+
+def test_the_benchmark_has_no_import_cycle() -> None:
+    folder = PACKAGE.parent / "benchmarks"
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    imported.add(node.module)
+                else:
+                    imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("benchmarks."):
+                imported.add(node.module.split(".")[1])  # type: ignore[union-attr]
+        graph[path.stem] = imported
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for module in graph.get(start, ()):
+            if module == target or (
+                module not in seen and reaches(module, target, seen | {module})
+            ):
+                return True
+        return False
+
+    cycles = sorted(
+        module for module in graph if module != "__main__" and reaches(module, module, set())
+    )
+    assert cycles == []
