@@ -1,0 +1,64 @@
+"""The code blocks of the documentation pages, loaded the way a reader pastes them."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+_FENCE = re.compile(r"^```(?P<lang>[\w-]*)\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def page(name: str) -> Path:
+    """``docs/<name>.md``, or the README for ``"README"``."""
+    return ROOT / "README.md" if name == "README" else DOCS / f"{name}.md"
+
+
+def section(name: str, title: str | None = None) -> str:
+    """The text of page *name* under the heading *title* (any level), up to the next heading
+    as high; the whole page without a title."""
+    text = page(name).read_text(encoding="utf-8")
+    if title is None:
+        return text
+    level, found, fenced = 0, [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = not fenced and re.match(r"(#+) ", line)
+        if level and heading and len(heading.group(1)) <= level:
+            break
+        if level:
+            found.append(line)
+        elif heading and line.rstrip("\n") == f"{heading.group(1)} {title}":
+            level = len(heading.group(1))
+    assert level, f"{page(name).name} has no section {title!r}"
+    return "".join(found)
+
+
+def code_blocks(name: str, title: str | None, lang: str) -> list[str]:
+    """The fenced ``lang`` blocks of a page's section, in order."""
+    return [
+        m.group("code") for m in _FENCE.finditer(section(name, title)) if m.group("lang") == lang
+    ]
+
+
+def load_module(
+    source: str, directory: Path, monkeypatch: pytest.MonkeyPatch, filename: str = "app.py"
+) -> ModuleType:
+    """Write *source* to *directory*/*filename* and import it as a fresh module."""
+    (directory / filename).write_text(source, encoding="utf-8")
+    monkeypatch.chdir(directory)
+    name = f"docs_{Path(filename).stem}_{abs(hash(directory))}"
+    spec = importlib.util.spec_from_file_location(name, directory / filename)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # Flask(__name__) finds its root path here
+    spec.loader.exec_module(module)
+    return module
