@@ -62,3 +62,35 @@ def load_module(
     monkeypatch.setitem(sys.modules, name, module)  # Flask(__name__) finds its root path here
     spec.loader.exec_module(module)
     return module
+
+
+README = page("README")
+QUICKSTART = "Quickstart: add it to an existing app"
+
+
+def quickstart_app_source() -> str:
+    """The README quickstart's ``app.py``."""
+    (source,) = [
+        block
+        for block in code_blocks("README", QUICKSTART, "python")
+        if block.startswith("# app.py\n")
+    ]
+    return source
+
+
+def quickstart_dotenv() -> str:
+    """The README quickstart's ``.env``."""
+    (dotenv,) = code_blocks("README", QUICKSTART, "dotenv")
+    return dotenv
+
+
+def load_quickstart(
+    directory: Path, monkeypatch: pytest.MonkeyPatch, *, before_create: str = ""
+) -> ModuleType:
+    """Write the quickstart's ``app.py`` and ``.env`` to *directory* and import ``app.py``.
+
+    *before_create* is more documented code run in the module's namespace, as if pasted below
+    the quickstart. The caller restores ``os.environ``: the app's ``load_dotenv()`` writes to it.
+    """
+    (directory / ".env").write_text(quickstart_dotenv(), encoding="utf-8")
+    return load_module(quickstart_app_source() + before_create, directory, monkeypatch)

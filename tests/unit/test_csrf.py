@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_login import FlaskLoginClient
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.serving import make_server
 
 from flask_livekit_onboarding import LiveKitOnboarding
 from flask_livekit_onboarding.http.blueprint import _METHODS
@@ -334,3 +336,29 @@ def test_agent_starter_react_request_passes_the_preflight_and_gets_a_token() -> 
     claims = jwt.decode(issued.get_json()["participantToken"], options={"verify_signature": False})
     assert claims["roomConfig"]["agents"][0]["agentName"] == "onboarding-assistant"
     app.extensions["livekit_onboarding"].close()
+
+
+# A Python client ---------------------------------------------------------------------------
+
+
+def test_the_python_client_recipe_gets_a_token_over_http(
+    docs_app: tuple[ModuleType, Flask],
+) -> None:
+    module, app = docs_app
+    with app.app_context():
+        api_token = module.api_tokens().dumps("1")
+    (recipe,) = code_blocks("csrf", "Python clients and scripts", "python")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        namespace: dict[str, Any] = {
+            "base": f"http://127.0.0.1:{server.server_port}",
+            "api_token": api_token,
+        }
+        exec(compile(recipe, "docs/csrf.md", "exec"), namespace)
+    finally:
+        server.shutdown()
+        thread.join()
+    assert _subject(namespace["body"]) == "1"
+    assert namespace["body"]["server_url"] == LIVEKIT_CONFIG["LIVEKIT_URL"]
