@@ -176,4 +176,4 @@ def test_the_readme_is_a_front_door() -> None:
     assert "https://flask-livekit-onboarding.readthedocs.io/en/latest/" in text
     linked = set(re.findall(r"readthedocs\.io/en/latest/([\w-]+)\.html", text))
     pages = {path.stem for path in DOCS.glob("*.md")}
-    assert linked and linked <= pages, f"the README links to pages that do not exist: {linked - pages}"
+    assert linked and linked <= pages, f"links to pages that do not exist: {linked - pages}"
