@@ -362,3 +362,37 @@ def test_the_python_client_recipe_gets_a_token_over_http(
         thread.join()
     assert _subject(namespace["body"]) == "1"
     assert namespace["body"]["server_url"] == LIVEKIT_CONFIG["LIVEKIT_URL"]
+
+
+def test_the_mobile_request_is_served_as_written(docs_app: tuple[ModuleType, Flask]) -> None:
+    module, app = docs_app
+    with app.app_context():
+        api_token = module.api_tokens().dumps("1")
+    (request,) = code_blocks("csrf", "Mobile apps", "http")
+    head, _, body = request.partition("\n\n")
+    request_line, *header_lines = head.splitlines()
+    method, path, _ = request_line.split(" ")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    headers["Authorization"] = re.sub(
+        r"Bearer \S+", f"Bearer {api_token}", headers["Authorization"]
+    )
+    headers.pop("Host")
+
+    response = app.test_client().open(path, method=method, headers=headers, data=body)
+
+    assert response.status_code == 201, response.get_json()
+    assert _subject(response.get_json()) == "1"
+
+
+def test_the_flask_login_testing_snippet_signs_ada_in(docs_app: tuple[ModuleType, Flask]) -> None:
+    module, app = docs_app
+    (snippet,) = code_blocks("flask-login", "Testing it", "python")
+    namespace: dict[str, Any] = {"app": app, "db": module.db, "User": module.User}
+    exec(compile(snippet, "docs/flask-login.md", "exec"), namespace)
+    client = namespace["client"]
+
+    csrf_token = _csrf_from_page(client)
+    response = client.post("/livekit/token", json={}, headers={"X-CSRFToken": csrf_token})
+
+    assert response.status_code == 201
+    assert response.get_json()["participant_name"] == "Ada Lovelace"
