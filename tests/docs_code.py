@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from flask import Flask
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -94,3 +96,33 @@ def load_quickstart(
     """
     (directory / ".env").write_text(quickstart_dotenv(), encoding="utf-8")
     return load_module(quickstart_app_source() + before_create, directory, monkeypatch)
+
+
+def load_login_app(
+    directory: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    config: dict[str, object],
+    livekit: object = None,
+) -> tuple[ModuleType, Flask]:
+    """The Flask-Login guide's app and page template, with Ada (id 1) and staff member Grace
+    (id 2) in its database; *config* is its ``test_config``."""
+    for key in [k for k in os.environ if k.startswith(("LIVEKIT_", "FLASK_"))]:
+        monkeypatch.delenv(key)
+    (source,) = [
+        block for block in code_blocks("flask-login", None, "python") if "# app.py" in block
+    ]
+    (template,) = code_blocks("flask-login", "A complete app", "html")
+    (directory / "templates").mkdir(exist_ok=True)
+    (directory / "templates" / "onboarding.html").write_text(template, encoding="utf-8")
+    module = load_module(source, directory, monkeypatch)
+    database = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{directory / 'users.db'}"}
+    app: Flask = module.create_app({**database, **config}, livekit=livekit)
+    with app.app_context():
+        module.db.session.add_all(
+            [
+                module.User(id=1, email="ada@example.com", name="Ada Lovelace", plan="pro"),
+                module.User(id=2, email="grace@example.com", name="Grace Hopper", is_staff=True),
+            ]
+        )
+        module.db.session.commit()
+    return module, app

@@ -22,7 +22,7 @@ from flask_livekit_onboarding.http.blueprint import _METHODS
 from flask_livekit_onboarding.testing import FakeLiveKit
 
 from ..conftest import UNIT_CONFIG
-from ..docs_code import code_blocks, load_module
+from ..docs_code import code_blocks, load_login_app
 from .test_webhooks import event_body, sign
 
 SPA_ORIGIN = "https://app.example.com"
@@ -31,32 +31,8 @@ LIVEKIT_CONFIG = {k: v for k, v in UNIT_CONFIG.items() if k.startswith("LIVEKIT_
 
 
 def _docs_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, Flask]:
-    """The Flask-Login guide's app (its page template too), with Ada and staff member Grace."""
-    for key in [k for k in __import__("os").environ if k.startswith(("LIVEKIT_", "FLASK_"))]:
-        monkeypatch.delenv(key)
-    (app_source,) = [
-        block for block in code_blocks("flask-login", None, "python") if "# app.py" in block
-    ]
-    (template,) = code_blocks("flask-login", "A complete app", "html")
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "onboarding.html").write_text(template, encoding="utf-8")
-    module = load_module(app_source, tmp_path, monkeypatch)
-    app: Flask = module.create_app(
-        {
-            **LIVEKIT_CONFIG,
-            "SECRET_KEY": "docs-app-session-key",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'users.db'}",
-        },
-        livekit=FakeLiveKit(),
-    )
-    with app.app_context():
-        module.db.session.add_all(
-            [
-                module.User(id=1, email="ada@example.com", name="Ada Lovelace", plan="pro"),
-                module.User(id=2, email="grace@example.com", name="Grace Hopper", is_staff=True),
-            ]
-        )
-        module.db.session.commit()
+    config = {**LIVEKIT_CONFIG, "SECRET_KEY": "docs-app-session-key"}
+    module, app = load_login_app(tmp_path, monkeypatch, config, FakeLiveKit())
     app.test_client_class = FlaskLoginClient
     return module, app
 
