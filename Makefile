@@ -4,15 +4,21 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup venv system-deps bench-system-deps livekit-server frontend lint bench clean
+.PHONY: demo test docs setup venv system-deps bench-system-deps livekit-server frontend lint bench clean
 
 demo:
 	./scripts/demo.sh
 
-# Then the unit tests again on the lowest versions pyproject.toml declares (.venv-lowest).
+# Then the unit tests again on the lowest versions pyproject.toml declares (.venv-lowest),
+# and the documentation site, whose warnings are errors.
 test: setup
 	$(PY) -m pytest
 	./scripts/lowest-versions.sh
+	$(MAKE) docs
+
+# The Sphinx site (docs/*.md, the API reference from the docstrings) into docs/_build/html.
+docs: venv
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 setup: venv system-deps livekit-server frontend
 	PYTHON=$(PYTHON) ./scripts/setup-agent-env.sh
@@ -47,4 +53,4 @@ bench: venv livekit-server bench-system-deps
 	./benchmarks/run.sh
 
 clean:
-	rm -rf $(VENV) .venv-lowest examples/frontend/node_modules tests/output
+	rm -rf $(VENV) .venv-lowest examples/frontend/node_modules tests/output docs/_build

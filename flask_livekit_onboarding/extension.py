@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from . import sessions
 from .cli import livekit_cli
 from .config import DEFAULTS, REQUIRED, OnboardingConfig, load_config
+from .csrf import CSRFProtector
 from .dedupe import WebhookDedupe, make_dedupe_store
 from .errors import ConfigurationError
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
@@ -46,6 +47,7 @@ class LiveKitOnboarding:
         register_blueprint: bool = True,
         dedupe_store: WebhookDedupe | None = None,
         livekit: LiveKitClient | None = None,
+        csrf: CSRFProtector | None = None,
     ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
@@ -54,6 +56,10 @@ class LiveKitOnboarding:
         process, or Redis with ``LIVEKIT_ONBOARDING_REDIS_URL``); ``livekit`` replaces the
         LiveKit client (for tests: :class:`flask_livekit_onboarding.testing.FakeLiveKit`).
         The app's state closes both.
+
+        ``csrf`` is the app's Flask-WTF ``CSRFProtect`` (found by itself when it was set up on
+        the app first): the extension's routes then check the CSRF token where a browser's
+        cookies could carry a forged request, and never on the webhook (signed by LiveKit).
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -73,6 +79,7 @@ class LiveKitOnboarding:
             hooks=self.hooks,
             livekit=livekit if livekit is not None else _default_client(config),
             dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
+            csrf=csrf if csrf is not None else app.extensions.get("csrf"),
             config_snapshot={key: app.config.get(key) for key in (*REQUIRED, *DEFAULTS)},
         )
         app.cli.add_command(livekit_cli)

@@ -63,10 +63,16 @@ class IssuedToken:
     resumed: bool | None = None
 
     def response_body(self) -> dict[str, Any]:
-        """LiveKit's standardized token response, plus ``resumed``."""
+        """LiveKit's standardized token response, plus ``resumed``.
+
+        The two fields every client needs come in both casings: LiveKit's Swift and Unity
+        SDKs read only snake_case, its web starters only camelCase.
+        """
         return {
             "server_url": self.server_url,
             "participant_token": self.participant_token,
+            "serverUrl": self.server_url,
+            "participantToken": self.participant_token,
             "room_name": self.room_name,
             "participant_name": self.participant_name,
             "resumed": self.resumed,

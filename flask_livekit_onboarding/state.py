@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from .config import ConfigurationWarning, OnboardingConfig
+from .csrf import CSRFProtector
 from .dedupe import WebhookDedupe
 from .hooks import Hooks
 from .livekit_bridge import LiveKitClient
@@ -32,6 +33,8 @@ class OnboardingState:
     dedupe: WebhookDedupe
     #: Per-room locks of context updates; by default chosen like the de-duplication store.
     locks: RoomLocks = field(default=None)  # type: ignore[assignment]
+    #: The host's CSRF protection, which checks the extension's routes where it matters.
+    csrf: CSRFProtector | None = None
     #: The extension's keys of ``app.config`` as ``init_app`` read them.
     config_snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)

@@ -11,7 +11,8 @@ UV=${UV:-.venv/bin/uv}
 PYTHON=${PYTHON:-python3}
 # The unit tests' tools; "redis" is the [redis] extra, at its lowest too.
 TOOLS=("pytest>=8.0" "pytest-flask>=1.3" "hypothesis>=6.100" "flask-cors>=4.0" "flask-limiter>=3.5"
-    "pyjwt>=2.0" "redis>=5.0")
+    "pyjwt>=2.0" "redis>=5.0" "flask-wtf>=1.2" "flask-login>=0.6.3" "flask-sqlalchemy>=3.1"
+    "requests>=2.31" "pyyaml>=6.0")
 
 if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
     rm -rf "$VENV"

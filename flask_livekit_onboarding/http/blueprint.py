@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -14,8 +13,9 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
+from ..csrf import carries_ambient_credentials
 from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
-from ..state import get_state
+from ..state import EXTENSION_KEY, OnboardingState, get_state
 from .bodies import limit_body
 from .session_views import end_session, room_status, update_context
 from .token_view import issue_token
@@ -45,6 +45,8 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     bp.record_once(_add_converter)
     bp.register_error_handler(HTTPException, render_error)
     bp.before_request(_limit_body)
+    bp.before_request(_check_csrf)
+    bp.record(_leave_the_app_wide_csrf_check)
     bp.after_request(_no_store)
     add_route(bp, "/token", "token", issue_token, ["POST"])
     add_route(bp, "/webhook", "webhook", receive_webhook, ["POST"])
@@ -144,6 +146,26 @@ def _limit_body() -> None:
     limit_body(get_state().config.max_body_bytes)
 
 
+def _leave_the_app_wide_csrf_check(setup: BlueprintSetupState) -> None:
+    # The app-wide check would also refuse the signed webhook, a bearer-token client and a
+    # wrong method's 405; ``_check_csrf`` checks what needs it instead.
+    state: OnboardingState | None = setup.app.extensions.get(EXTENSION_KEY)
+    if state is not None and state.csrf is not None:
+        state.csrf.exempt(setup.blueprint)
+
+
+def _check_csrf() -> None:
+    csrf = get_state().csrf
+    if csrf is None or not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    endpoint = (request.endpoint or "").rpartition(".")[2]
+    # The webhook is authenticated by LiveKit's signature; refusals change nothing.
+    if endpoint == "webhook" or endpoint.endswith(_REFUSING_NAMES):
+        return
+    if carries_ambient_credentials(request):
+        csrf.protect()
+
+
 def _no_store(response: Response) -> Response:
     # Tokens, contexts and participant lists must never be cached by a browser or a proxy.
     response.headers["Cache-Control"] = "no-store"
@@ -166,6 +188,7 @@ def _served_methods() -> list[str]:
 
 
 _REFUSING = ("_other_methods", ".not_found", ".not_found_below")
+_REFUSING_NAMES = tuple(suffix.lstrip(".") for suffix in _REFUSING)
 
 
 def add_route(
@@ -189,9 +212,13 @@ def refuse_other_methods(bp: Blueprint, rule: str, endpoint: str, taken: Iterabl
     valid = sorted(set(taken))
     others = sorted(_METHODS - set(valid))
     if others:
-        refuse = partial(_method_not_allowed, valid)
-        _rule(bp, rule, f"{endpoint}_other_methods", refuse, others)
+        _rule(bp, rule, f"{endpoint}_other_methods", _refusal(valid), others)
 
 
-def _method_not_allowed(valid: list[str], **_: Any) -> Response:
-    raise MethodNotAllowed(valid_methods=valid)
+def _refusal(valid: list[str]) -> Callable[..., Response]:
+    # A plain named function, not a partial: host extensions (Flask-WTF's CSRFProtect)
+    # read ``__module__`` and ``__name__`` of every view they see.
+    def method_not_allowed(**_: Any) -> Response:
+        raise MethodNotAllowed(valid_methods=valid)
+
+    return method_not_allowed

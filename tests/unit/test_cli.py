@@ -84,6 +84,8 @@ def test_token_json_matches_the_token_endpoint_response(app: Flask, fake: FakeLi
     assert set(body) == {
         "server_url",
         "participant_token",
+        "serverUrl",
+        "participantToken",
         "room_name",
         "participant_name",
         "resumed",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .readme_code import quickstart_app_source
+from ..docs_code import quickstart_app_source
 
 SECRET = "dev-secret-at-least-32-bytes-long-change-me"
 

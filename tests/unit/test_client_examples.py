@@ -1,4 +1,4 @@
-"""The README's two other ways to reach the token endpoint, run as pasted into the quickstart.
+"""The client guide's two other ways to reach the token endpoint, run as pasted into the quickstart.
 
 A single-page app on another origin (Flask-CORS on the extension's routes, the session cookie
 sent along), and a mobile app (its own bearer token read by the ``identity_loader``).
@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from .readme_code import code_blocks, load_quickstart
+from ..docs_code import code_blocks, load_quickstart
 
 SPA_ORIGIN = "https://app.example.com"
 
@@ -48,8 +48,8 @@ def _identity(response_json: dict[str, str]) -> str:
 def spa_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environ: None) -> Flask:
     quickstart = load_quickstart(tmp_path, monkeypatch)
     app: Flask = quickstart.create_app()
-    (cors,) = code_blocks("A single-page app on another origin", "python")
-    exec(compile(cors, "README: A single-page app on another origin", "exec"), {"app": app})
+    (cors,) = code_blocks("clients", "A single-page app on another origin", "python")
+    exec(compile(cors, "docs/clients.md", "exec"), {"app": app})
     return app
 
 
@@ -104,7 +104,7 @@ def test_spa_other_origins_and_other_routes_get_no_cors(spa_app: Flask) -> None:
 
 @pytest.fixture
 def mobile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environ: None) -> ModuleType:
-    (loader,) = code_blocks("A mobile app", "python")
+    (loader,) = code_blocks("clients", "A mobile app", "python")
     return load_quickstart(tmp_path, monkeypatch, before_create="\n\n" + loader)
 
 
@@ -115,7 +115,7 @@ def mobile_app(mobile: ModuleType) -> Flask:
 
 
 def _api_token(mobile: ModuleType, app: Flask, user_id: str) -> str:
-    """What the app's sign-in route hands out, as the README says."""
+    """What the app's sign-in route hands out, as the client guide says."""
     with app.app_context():
         return str(mobile.api_tokens().dumps(user_id))
 
@@ -154,7 +154,7 @@ def test_mobile_without_a_valid_bearer_token_is_refused(
 def test_mobile_expired_bearer_token_is_refused(
     mobile: ModuleType, mobile_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    issued_at = time.time() - 2 * 3600  # the README's loader accepts an hour
+    issued_at = time.time() - 2 * 3600  # the guide's loader accepts an hour
     with monkeypatch.context() as patch:
         patch.setattr(time, "time", lambda: issued_at)
         token = _api_token(mobile, mobile_app, "ada")

@@ -18,7 +18,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from .readme_code import README, ROOT, load_quickstart, quickstart_app_source, quickstart_dotenv
+from ..docs_code import (
+    DOCS,
+    QUICKSTART,
+    README,
+    ROOT,
+    load_quickstart,
+    quickstart_app_source,
+    quickstart_dotenv,
+)
 
 DOTENV = dict(line.split("=", 1) for line in quickstart_dotenv().splitlines() if "=" in line)
 
@@ -126,6 +134,7 @@ def test_quickstart_needs_only_the_package_and_what_it_brings() -> None:
 
 def _documented_secrets() -> Iterator[tuple[str, str]]:
     files = [README, ROOT / "examples" / "README.md", *ROOT.glob("examples/**/.env.example")]
+    files += sorted(DOCS.glob("*.md"))
     for path in files:
         text = path.read_text(encoding="utf-8")
         for secret in re.findall(r"^LIVEKIT_API_SECRET=(\S+)", text, re.MULTILINE):
@@ -155,3 +164,16 @@ def test_readme_links_and_images_are_absolute() -> None:
     assert targets
     relative = [t for t in targets if not re.match(r"(https?://|mailto:)", t)]
     assert not relative, f"relative links break on the package index: {relative}"
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """The README holds what a first visit needs and links to the documentation for the rest."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250
+    for heading in ("## Install", "## Two commands", f"## {QUICKSTART}", "## Documentation"):
+        assert heading in text
+    assert "make demo" in text and "make test" in text
+    assert "https://flask-livekit-onboarding.readthedocs.io/en/latest/" in text
+    linked = set(re.findall(r"readthedocs\.io/en/latest/([\w-]+)\.html", text))
+    pages = {path.stem for path in DOCS.glob("*.md")}
+    assert linked and linked <= pages, f"links to pages that do not exist: {linked - pages}"

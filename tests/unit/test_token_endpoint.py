@@ -37,6 +37,8 @@ def test_new_room_token_has_the_standard_shape(app: Flask, fake: FakeLiveKit) ->
     assert set(body) == {
         "server_url",
         "participant_token",
+        "serverUrl",
+        "participantToken",
         "room_name",
         "participant_name",
         "resumed",

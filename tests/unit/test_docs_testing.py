@@ -1,4 +1,4 @@
-"""The README's "Testing your own app" file runs as pasted against the quickstart's app."""
+"""The testing guide's test file runs as pasted against the quickstart's app."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .readme_code import code_blocks, quickstart_app_source
+from ..docs_code import code_blocks, quickstart_app_source
 
 
 def test_the_host_test_file_passes_with_the_fake_livekit(tmp_path: Path) -> None:
     (test_file,) = [
         block
-        for block in code_blocks("Testing your own app", "python")
+        for block in code_blocks("testing", None, "python")
         if block.startswith("# test_onboarding.py\n")
     ]
     (tmp_path / "app.py").write_text(quickstart_app_source(), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The README's real-server testing snippet runs as pasted and the app it makes works."""
+"""The testing guide's real-server snippet runs as pasted and the app it makes works."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.readme_code import code_blocks, quickstart_app_source
+from tests.docs_code import code_blocks, quickstart_app_source
 
 
 def test_the_real_server_snippet_builds_a_working_app(
@@ -16,7 +16,7 @@ def test_the_real_server_snippet_builds_a_working_app(
 ) -> None:
     (snippet,) = [
         block
-        for block in code_blocks("Testing your own app", "python")
+        for block in code_blocks("testing", None, "python")
         if "LiveKitDevServer(ensure_livekit_server())" in block
     ]
     (tmp_path / "app.py").write_text(quickstart_app_source(), encoding="utf-8")
@@ -25,7 +25,7 @@ def test_the_real_server_snippet_builds_a_working_app(
     monkeypatch.delitem(__import__("sys").modules, "app", raising=False)
     for key in [k for k in os.environ if k.startswith(("LIVEKIT_", "FLASK_"))]:
         monkeypatch.delenv(key)
-    monkeypatch.setenv("FLASK_SECRET_KEY", "readme-snippet-session-key")
+    monkeypatch.setenv("FLASK_SECRET_KEY", "docs-snippet-session-key")
     check = (
         "\n    client = app.test_client()\n"
         "    with client.session_transaction() as session:\n"
@@ -35,5 +35,5 @@ def test_the_real_server_snippet_builds_a_working_app(
         "    app.extensions['livekit_onboarding'].close()\n"
     )
     namespace: dict[str, Any] = {}
-    exec(compile(snippet + check, "README snippet", "exec"), namespace)
+    exec(compile(snippet + check, "docs/testing.md", "exec"), namespace)
     monkeypatch.delitem(__import__("sys").modules, "app", raising=False)
