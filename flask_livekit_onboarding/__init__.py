@@ -15,28 +15,30 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-if TYPE_CHECKING:
-    from . import signals
-    from .dedupe import MemoryDedupe, RedisDedupe, WebhookDedupe
-    from .envelope import OnboardingRoom, decode_context
-    from .errors import (
-        ApiError,
-        BadRequest,
-        ConfigurationError,
-        DedupeUnavailable,
-        Forbidden,
-        LiveKitError,
-        LiveKitTimeout,
-        LiveKitUnavailable,
-        OnboardingError,
-        RoomNotFound,
-        Unauthorized,
-        ValidationFailed,
-    )
-    from .extension import LiveKitOnboarding
-    from .hooks import Identity, RoomAction
-    from .http import create_blueprint
-    from .state import OnboardingState
+if TYPE_CHECKING:  # the names below, for type checkers; at run time they load lazily
+    from . import signals as signals
+    from .dedupe import MemoryDedupe as MemoryDedupe
+    from .dedupe import RedisDedupe as RedisDedupe
+    from .dedupe import WebhookDedupe as WebhookDedupe
+    from .envelope import OnboardingRoom as OnboardingRoom
+    from .envelope import decode_context as decode_context
+    from .errors import ApiError as ApiError
+    from .errors import BadRequest as BadRequest
+    from .errors import ConfigurationError as ConfigurationError
+    from .errors import DedupeUnavailable as DedupeUnavailable
+    from .errors import Forbidden as Forbidden
+    from .errors import LiveKitError as LiveKitError
+    from .errors import LiveKitTimeout as LiveKitTimeout
+    from .errors import LiveKitUnavailable as LiveKitUnavailable
+    from .errors import OnboardingError as OnboardingError
+    from .errors import RoomNotFound as RoomNotFound
+    from .errors import Unauthorized as Unauthorized
+    from .errors import ValidationFailed as ValidationFailed
+    from .extension import LiveKitOnboarding as LiveKitOnboarding
+    from .hooks import Identity as Identity
+    from .hooks import RoomAction as RoomAction
+    from .http import create_blueprint as create_blueprint
+    from .state import OnboardingState as OnboardingState
 
 _EXPORTS = {
     "signals": "signals",
