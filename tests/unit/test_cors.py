@@ -158,3 +158,17 @@ def test_missing_flask_cors_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "flask_cors", None)
     with pytest.raises(ConfigurationError, match=r"flask-livekit-onboarding\[cors\]"):
         starter_app()
+
+
+def test_the_demo_host_takes_the_allowed_origins_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from examples.minimal.app import create_app
+
+    monkeypatch.setenv("LIVEKIT_ONBOARDING_CORS_ORIGINS", PAGE)
+    app = create_app({**UNIT_CONFIG, "LIVEKIT_ONBOARDING_AGENT_NAME": AGENT})
+    try:
+        response = preflight(app, "content-type,x-sandbox-id")
+        assert response.headers["Access-Control-Allow-Origin"] == PAGE
+    finally:
+        app.extensions["livekit_onboarding"].close()
