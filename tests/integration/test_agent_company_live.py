@@ -17,24 +17,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from livekit import api, rtc
+from livekit import api
 
 from examples.agent.runner import AgentWorker
 from flask_livekit_onboarding import Identity
 from flask_livekit_onboarding.devserver import LiveKitDevServer
 from tests.conftest import HostUsers
 from tests.integration.agent_support import (
+    AGENT_STATE,
     ChatClient,
     Message,
     agent_worker,  # noqa: F401 (fixture)
     close_rooms,
     start_worker,
+    wait_for_state,
 )
 from tests.integration.test_agent_live import agent_app, request_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("agent_worker")]
 
-AGENT_STATE = "lk.agent.state"
 #: The example agent's message budget (examples/agent/agent.py): BURST at once, RATE a second.
 BURST, RATE = 10, 1.0
 SECOND_AGENT = "second-onboarding-agent"
@@ -52,17 +53,6 @@ def rooms(livekit_server: LiveKitDevServer) -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     asyncio.run(close_rooms(livekit_server, names))
-
-
-async def wait_for_state(room: rtc.Room, agent: str, wanted: str, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        participant = room.remote_participants.get(agent)
-        if participant is not None and participant.attributes.get(AGENT_STATE) == wanted:
-            return wanted
-        await asyncio.sleep(0.1)
-    participant = room.remote_participants.get(agent)
-    return participant.attributes.get(AGENT_STATE, "<none>") if participant else "<gone>"
 
 
 async def drain(client: ChatClient, seconds: float) -> list[Message]:

@@ -29,8 +29,8 @@ from tests.integration.agent_support import (
     ChatClient,
     agent_worker,  # noqa: F401 (fixture)
     close_rooms,
+    wait_for_state,
 )
-from tests.integration.test_agent_company_live import wait_for_state
 from tests.integration.test_demo_browser import CHROMIUM_ARGS, _missing, chromium_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("agent_worker")]
