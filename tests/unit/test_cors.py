@@ -172,3 +172,10 @@ def test_the_demo_host_takes_the_allowed_origins_from_the_environment(
         assert response.headers["Access-Control-Allow-Origin"] == PAGE
     finally:
         app.extensions["livekit_onboarding"].close()
+
+
+def test_two_apps_on_one_extension_keep_their_own_origins(make_app) -> None:
+    open_app = make_app(LIVEKIT_ONBOARDING_CORS_ORIGINS=[PAGE])
+    closed_app = make_app()
+    assert preflight(open_app, "content-type").headers["Access-Control-Allow-Origin"] == PAGE
+    assert "Access-Control-Allow-Origin" not in preflight(closed_app, "content-type").headers
