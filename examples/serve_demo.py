@@ -6,6 +6,11 @@ root, with the package installed and the demo bundle built)::
     python -m examples.serve_demo                      # the minimal app, anonymous demo mode
     python -m examples.serve_demo --app existing_app   # sign in as ada / onboarding
 
+Pages on other origins, such as LiveKit's starter frontends, may call the token endpoint
+when their origins are listed in the environment::
+
+    LIVEKIT_ONBOARDING_CORS_ORIGINS=http://localhost:3000 python -m examples.serve_demo
+
 A ``livekit-server --dev`` is started on free loopback ports with its own API key pair, then the
 example onboarding agent (``examples/agent``, a real ``livekit-agents`` worker in its own
 virtualenv) registers with it, the app is configured to dispatch that agent into every new
@@ -15,6 +20,7 @@ onboarding room, and Ctrl-C (or SIGTERM) stops all three. ``--no-agent`` leaves 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import socket
@@ -73,6 +79,7 @@ def _banner(
     app_name: str,
     livekit: LiveKitDevServer,
     agent: AgentWorker | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> str:
     login = (
         "\n  Sign in as ada (customer) or grace (staff), password: onboarding\n"
@@ -84,6 +91,7 @@ def _banner(
         curl += ' -d \'{"participant_name": "Ada"}\''
     else:
         curl += " -d '{}'\n    (401 until signed in: identities come from the app's own login)"
+    origins = ", ".join(cors_origins) or "none (same-origin pages only)"
     agent_line = (
         f"  Example agent: {agent.agent_name!r} greets you in every new room"
         f" (log: {agent.log_path})\n"
@@ -94,6 +102,7 @@ def _banner(
         f"\n  Onboarding demo ({app_name}) is running.\n\n"
         f'  Open {url} and click "Start onboarding".\n{login}\n'
         f"  Token endpoint:\n    {curl}\n\n"
+        f"  Cross-origin pages allowed: {origins}\n"
         f"  LiveKit dev server: {livekit.url} (API key {livekit.api_key})\n"
         f"{agent_line}"
         "  The `flask livekit` CLI against this server (list rooms; also token, end, check):\n"
@@ -144,13 +153,20 @@ def serve(
                     "LIVEKIT_API_KEY": livekit.api_key,
                     "LIVEKIT_API_SECRET": livekit.api_secret,
                     "LIVEKIT_ONBOARDING_AGENT_NAME": worker.agent_name if worker else None,
+                    # Which other origins' pages may call the routes: the host's environment.
+                    "LIVEKIT_ONBOARDING_CORS_ORIGINS": os.environ.get(
+                        "LIVEKIT_ONBOARDING_CORS_ORIGINS", ""
+                    ),
                     **APPS[app_name],
                 }
             )
+            origins = app.extensions["livekit_onboarding"].config.cors_origins
             server = make_server(host, port, app, threaded=True)
             base = f"http://{host}:{server.server_port}"
             prefix = app.config["LIVEKIT_ONBOARDING_URL_PREFIX"].rstrip("/")
-            announce(_banner(f"{base}/", f"{base}{prefix}/token", app_name, livekit, worker))
+            announce(
+                _banner(f"{base}/", f"{base}{prefix}/token", app_name, livekit, worker, origins)
+            )
             try:
                 server.serve_forever()
             finally:

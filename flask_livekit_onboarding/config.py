@@ -29,8 +29,10 @@ SESSION_POLICY = "resume"
 SIGNING_KEY: str | None = None
 #: Upper bound, in seconds, on every call to the LiveKit server API.
 REQUEST_TIMEOUT = 5.0
-#: Seconds an onboarding room stays open with nobody in it before LiveKit closes it.
-EMPTY_TIMEOUT = 300
+#: Seconds an onboarding room that nobody has joined yet stays open (an agent in it does not
+#: count), so a token that is never used costs an agent job for at most this long. A later
+#: join with a still-valid token re-creates the room from the token, agent included.
+EMPTY_TIMEOUT = 30
 #: Seconds a room stays open after the last participant left.
 DEPARTURE_TIMEOUT = 20
 #: Maximum participants in an onboarding room; 0 means no limit.
@@ -60,6 +62,12 @@ OPENAPI = True
 WEBHOOK_MAX_AGE = 300
 #: Seconds an event id is remembered to drop LiveKit's retries and duplicates.
 WEBHOOK_DEDUPE_WINDOW = 900
+#: Origins (``https://app.example.com``) whose pages may call the extension's routes; the
+#: blueprint answers their CORS preflights through Flask-CORS (the ``cors`` extra). Empty: none.
+CORS_ORIGINS: tuple[str, ...] = ()
+#: Let those pages send cookies (``credentials: "include"``): for pages whose user is signed
+#: in to the host app by its session cookie. Off for pages that send no cookies.
+CORS_CREDENTIALS = False
 #: Redis URL for webhook de-duplication shared by several workers; None keeps it in process.
 REDIS_URL: str | None = None
 #: ``at_least_once``: an event whose required receiver fails (or whose process dies while
@@ -94,6 +102,8 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "OPENAPI": OPENAPI,
     _PREFIX + "WEBHOOK_MAX_AGE": WEBHOOK_MAX_AGE,
     _PREFIX + "WEBHOOK_DEDUPE_WINDOW": WEBHOOK_DEDUPE_WINDOW,
+    _PREFIX + "CORS_ORIGINS": CORS_ORIGINS,
+    _PREFIX + "CORS_CREDENTIALS": CORS_CREDENTIALS,
     _PREFIX + "REDIS_URL": REDIS_URL,
     _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
     _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
@@ -143,6 +153,8 @@ class OnboardingConfig:
     redis_url: str | None
     webhook_delivery: str = WEBHOOK_DELIVERY
     webhook_claim_ttl: int = WEBHOOK_CLAIM_TTL
+    cors_origins: tuple[str, ...] = CORS_ORIGINS
+    cors_credentials: bool = CORS_CREDENTIALS
 
     def __repr__(self) -> str:
         return (
@@ -229,7 +241,37 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         redis_url=_text(config[_PREFIX + "REDIS_URL"]) or None,
         webhook_delivery=_webhook_delivery(config[_PREFIX + "WEBHOOK_DELIVERY"]),
         webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
+        cors_origins=_origins(config[_PREFIX + "CORS_ORIGINS"]),
+        cors_credentials=_flag(config, "CORS_CREDENTIALS"),
     )
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """Explicit origins only: a wildcard would let any site's page ask for tokens."""
+    key = _PREFIX + "CORS_ORIGINS"
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise ConfigurationError(f"{key} must be a list of origins, got {value!r}")
+    origins = []
+    for origin in value:
+        parts = urlsplit(origin if isinstance(origin, str) else "")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or "*" in origin
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigurationError(
+                f"{key} lists origins such as https://app.example.com (scheme, host and port "
+                f"only, no wildcard), got {origin!r}"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+    return tuple(dict.fromkeys(origins))
 
 
 def _signing_key(configured: str, api_secret: str) -> bytes:

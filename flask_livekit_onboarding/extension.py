@@ -15,6 +15,7 @@ from .dedupe import WebhookDedupe, make_dedupe_store
 from .errors import ConfigurationError
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
+from .http.cors import apply_cors
 from .livekit_bridge import LiveKitBridge, LiveKitClient
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
@@ -51,7 +52,8 @@ class LiveKitOnboarding:
     ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
-        With ``register_blueprint=False`` mount :func:`create_blueprint` yourself.
+        With ``register_blueprint=False`` mount :func:`create_blueprint` yourself (and apply
+        CORS to it yourself: ``LIVEKIT_ONBOARDING_CORS_ORIGINS`` covers the mounted routes).
         ``dedupe_store`` replaces the webhook de-duplication store the config selects (in
         process, or Redis with ``LIVEKIT_ONBOARDING_REDIS_URL``); ``livekit`` replaces the
         LiveKit client (for tests: :class:`flask_livekit_onboarding.testing.FakeLiveKit`).
@@ -74,6 +76,9 @@ class LiveKitOnboarding:
                 "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS keeps each guest in the Flask session: "
                 "set SECRET_KEY before init_app"
             )
+        blueprint = create_blueprint(self.blueprint_name) if register_blueprint else None
+        if blueprint is not None:
+            apply_cors(blueprint, config)  # before anything is set up: it may refuse the config
         app.extensions[EXTENSION_KEY] = OnboardingState(
             config=config,
             hooks=self.hooks,
@@ -83,10 +88,8 @@ class LiveKitOnboarding:
             config_snapshot={key: app.config.get(key) for key in (*REQUIRED, *DEFAULTS)},
         )
         app.cli.add_command(livekit_cli)
-        if register_blueprint:
-            app.register_blueprint(
-                create_blueprint(self.blueprint_name), url_prefix=config.url_prefix or None
-            )
+        if blueprint is not None:
+            app.register_blueprint(blueprint, url_prefix=config.url_prefix or None)
 
     def state(self, app: Flask | None = None) -> OnboardingState:
         """The per-app state of ``app`` (default: the current app)."""

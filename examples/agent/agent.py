@@ -4,6 +4,12 @@ It needs no model provider and no network beyond LiveKit: it greets the user by 
 context the host app put in the onboarding envelope, answers typed chat messages with a
 scripted onboarding tour (``script.py``), and reacts when the host app changes the context.
 
+It speaks the agents protocol LiveKit's frontends expect: like ``AgentSession`` it publishes its
+state in the ``lk.agent.state`` attribute (``initializing``, ``listening``, ``thinking``,
+``speaking``), which the starter frontends wait for before they consider the agent ready. It
+is safe next to other agents: it never answers an agent, replies only to whoever wrote, and
+sends at most ``BURST`` messages at once and ``RATE`` a second after that.
+
 Run it next to the Flask app, with the same LiveKit credentials and agent name::
 
     export LIVEKIT_URL=ws://127.0.0.1:7880 LIVEKIT_API_KEY=... LIVEKIT_API_SECRET=...
@@ -21,6 +27,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from livekit import rtc
@@ -39,6 +46,17 @@ AGENT_NAME = os.environ.get("LIVEKIT_ONBOARDING_AGENT_NAME") or "onboarding-agen
 DISPLAY_NAME = "Onboarding assistant"
 #: A scripted agent costs no CPU worth measuring, so its load is its share of this many jobs.
 MAX_JOBS = int(os.environ.get("ONBOARDING_AGENT_MAX_JOBS", "25"))
+#: The participant attribute livekit-agents' ``AgentSession`` publishes its state in, and
+#: LiveKit's frontends read (``useVoiceAssistant``, the starters' "agent is ready" check).
+AGENT_STATE = "lk.agent.state"
+#: Messages the agent may send at once in one room, and per second after that; the rest are
+#: dropped, so no peer (a loop with another bot, a flood of typed messages) makes it spam.
+BURST = 10
+RATE = 1.0
+#: Seconds a SIGTERM waits for running sessions before the worker stops them anyway
+#: (livekit-agents' own default is an hour). Job processes then get ``SHUTDOWN_TIMEOUT``.
+DRAIN_TIMEOUT = int(os.environ.get("ONBOARDING_AGENT_DRAIN_TIMEOUT", "10"))
+SHUTDOWN_TIMEOUT = 5.0
 
 
 def _job_load(server: AgentServer) -> float:
@@ -52,7 +70,52 @@ server = AgentServer(
     # fit on one machine.
     host=os.environ.get("ONBOARDING_AGENT_HTTP_HOST", ""),
     port=int(os.environ.get("ONBOARDING_AGENT_HTTP_PORT", "0")),
+    drain_timeout=DRAIN_TIMEOUT,
+    shutdown_process_timeout=SHUTDOWN_TIMEOUT,
 )
+
+
+class MessageBudget:
+    """A token bucket: ``burst`` messages at once, then ``rate`` a second."""
+
+    def __init__(self, burst: int = BURST, rate: float = RATE) -> None:
+        self.burst, self.rate = burst, rate
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class StatePublisher:
+    """Publishes the agent's state attribute, latest value last, one update at a time."""
+
+    def __init__(self, participant: rtc.LocalParticipant) -> None:
+        self.participant = participant
+        self.wanted = "initializing"
+        self.published: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def set(self, state: str) -> None:
+        self.wanted = state
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._publish())
+
+    async def _publish(self) -> None:
+        while self.published != self.wanted:
+            state = self.wanted
+            try:
+                await self.participant.set_attributes({AGENT_STATE: state})
+            except Exception:  # the room is gone: nothing left to tell
+                logger.debug("could not publish agent state %s", state)
+                return
+            self.published = state
 
 
 class OnboardingAgent:
@@ -65,9 +128,13 @@ class OnboardingAgent:
         self.script = OnboardingScript(dict(envelope.context))
         self.greeted: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.state = StatePublisher(ctx.room.local_participant)
+        self.budget = MessageBudget()
+        self._sending = 0
 
     def start(self) -> None:
         room = self.room
+        self.state.set("initializing")
         room.register_text_stream_handler(CHAT_TOPIC, self._on_chat)
         room.local_participant.register_rpc_method(STATE_RPC, self._state)
         room.on("participant_active", self._on_active)
@@ -75,16 +142,39 @@ class OnboardingAgent:
         for participant in room.remote_participants.values():
             if participant.state == rtc.ParticipantState.PARTICIPANT_STATE_ACTIVE:
                 self._on_active(participant)
+        if not self._sending:
+            self.state.set("listening")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def say(self, text: str, to: str | None = None) -> None:
-        await self.room.local_participant.send_text(
-            text, topic=CHAT_TOPIC, destination_identities=[to] if to else None
-        )
+    def _is_agent(self, identity: str) -> bool:
+        participant = self.room.remote_participants.get(identity)
+        # Unknown senders are treated as agents too: a reply must go to a known human.
+        return participant is None or participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+    def _humans(self) -> list[str]:
+        return [i for i in self.room.remote_participants if not self._is_agent(i)]
+
+    async def say(self, text: str, to: list[str]) -> None:
+        """Send ``text`` to these participants only, within the room's message budget."""
+        if not to:
+            return
+        if not self.budget.take():
+            logger.warning("message budget spent in %s; a message was dropped", self.room.name)
+            return
+        self._sending += 1
+        self.state.set("speaking")
+        try:
+            await self.room.local_participant.send_text(
+                text, topic=CHAT_TOPIC, destination_identities=to
+            )
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self.state.set("listening")
 
     def _on_active(self, participant: rtc.RemoteParticipant) -> None:
         if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
@@ -100,14 +190,19 @@ class OnboardingAgent:
             text = self.script.greet_guest(participant.name or identity)
         self.greeted.add(identity)
         logger.info("greeting %s in %s", identity, self.room.name)
-        self._spawn(self.say(text, to=identity))
+        self._spawn(self.say(text, to=[identity]))
 
     def _on_chat(self, reader: rtc.TextStreamReader, sender: str) -> None:
+        if self._is_agent(sender):
+            return  # two bots answering each other would never stop
         self._spawn(self._answer(reader, sender))
 
     async def _answer(self, reader: rtc.TextStreamReader, sender: str) -> None:
+        self.state.set("thinking")
         text = await reader.read_all()
-        await self.say(self.script.reply(text))
+        await self.say(self.script.reply(text), to=[sender])
+        if not self._sending:
+            self.state.set("listening")
 
     def _on_metadata(self, old: str, new: str) -> None:
         envelope = Envelope.from_metadata(new)
@@ -116,7 +211,7 @@ class OnboardingAgent:
         self.envelope = envelope
         message = self.script.context_changed(envelope.context)
         if message:
-            self._spawn(self.say(message))
+            self._spawn(self.say(message, to=self._humans()))
 
     def _state(self, data: rtc.RpcInvocationData) -> str:
         job = Envelope.from_metadata(self.ctx.job.metadata)

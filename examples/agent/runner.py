@@ -8,10 +8,12 @@ environment. This module imports neither, it only manages the process.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
@@ -66,8 +68,12 @@ class AgentWorker:
         log_path: Path | str,
         python: Path | str | None = None,
         log_level: str = "INFO",
+        http_port: int = 0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.url = url
+        self.http_port = http_port
+        self.extra_env = dict(env or {})
         self.agent_name = agent_name
         self.log_path = Path(log_path)
         self.python = Path(python) if python else agent_python()
@@ -88,7 +94,17 @@ class AgentWorker:
             "LIVEKIT_API_SECRET": api_secret,
             "LIVEKIT_ONBOARDING_AGENT_NAME": self.agent_name,
             "ONBOARDING_AGENT_HTTP_HOST": "127.0.0.1",
+            **({"ONBOARDING_AGENT_HTTP_PORT": str(self.http_port)} if self.http_port else {}),
+            **self.extra_env,
         }
+
+    def active_jobs(self) -> int:
+        """How many jobs the worker runs now, from its health server (needs ``http_port``)."""
+        if not self.http_port:
+            raise AgentWorkerError("active_jobs() needs the worker started with an http_port")
+        url = f"http://127.0.0.1:{self.http_port}/worker"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(json.load(response).get("active_jobs", 0))
 
     def start(self, timeout: float = 60) -> None:
         if not self.python.exists():
@@ -143,8 +159,10 @@ class AgentWorker:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM: the worker leaves its rooms and stops its job processes; SIGKILL if stuck."""
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM: the worker drains (at most ``ONBOARDING_AGENT_DRAIN_TIMEOUT``, 10 s, then
+        5 s for its job processes to stop) and exits; SIGKILL if it is still there after
+        ``timeout``."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return

@@ -7,6 +7,9 @@ Run it from the repository root::
 
 It runs in demo mode (``LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=true``): every visitor gets a random
 guest identity. A real app registers an identity loader instead, see ``examples/existing_app``.
+
+Pages on other origins (LiveKit's starter frontends on ``http://localhost:3000``) may call it
+once their origin is listed in ``LIVEKIT_ONBOARDING_CORS_ORIGINS`` (see ``docs/starters.md``).
 """
 
 from __future__ import annotations

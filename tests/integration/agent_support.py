@@ -25,6 +25,8 @@ from tests.integration.conftest import _unavailable
 #: Not the demo's name, and not one other tests configure: only these tests dispatch it.
 AGENT_NAME = "example-onboarding-agent"
 CHAT_TOPIC = "lk.chat"
+#: Where an agent publishes its state, as livekit-agents' AgentSession does.
+AGENT_STATE = "lk.agent.state"
 STATE_RPC = "onboarding.state"
 
 _shared: dict[str, list[Any]] = {}
@@ -134,3 +136,15 @@ async def close_rooms(server: LiveKitDevServer, room_names: list[str]) -> None:
         for name in room_names:
             with contextlib.suppress(api.TwirpError):
                 await lk.room.delete_room(api.DeleteRoomRequest(room=name))
+
+
+async def wait_for_state(room: rtc.Room, agent: str, wanted: str, timeout: float = 20) -> str:
+    """Wait for ``agent`` to publish state ``wanted``; return the state it ended up in."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        participant = room.remote_participants.get(agent)
+        if participant is not None and participant.attributes.get(AGENT_STATE) == wanted:
+            return wanted
+        await asyncio.sleep(0.1)
+    participant = room.remote_participants.get(agent)
+    return participant.attributes.get(AGENT_STATE, "<none>") if participant else "<gone>"

@@ -74,7 +74,7 @@ def test_eager_mode_creates_the_room_with_context_and_owner(app: Flask, fake: Fa
     record = json.loads(room.metadata)["onboarding"]
     assert record["owner"] == "user-1"
     assert record["context"] == {"user": "user-1", "plan": "pro", "locale": "en", "step": "welcome"}
-    assert room.empty_timeout == 300 and room.departure_timeout == 20
+    assert room.empty_timeout == 30 and room.departure_timeout == 20
     # The token carries the same room: a room LiveKit re-creates from it is a whole one.
     room_config = claims_of(body).room_config
     assert room_config is not None
