@@ -17,6 +17,7 @@ from .http import create_blueprint
 from .livekit_bridge import LiveKitBridge, LiveKitClient
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
+from .telemetry import Telemetry
 
 F = TypeVar("F", bound=IdentityLoader)
 C = TypeVar("C", bound=ContextProvider)
@@ -46,6 +47,7 @@ class LiveKitOnboarding:
         register_blueprint: bool = True,
         dedupe_store: WebhookDedupe | None = None,
         livekit: LiveKitClient | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
@@ -53,7 +55,8 @@ class LiveKitOnboarding:
         ``dedupe_store`` replaces the webhook de-duplication store the config selects (in
         process, or Redis with ``LIVEKIT_ONBOARDING_REDIS_URL``); ``livekit`` replaces the
         LiveKit client (for tests: :class:`flask_livekit_onboarding.testing.FakeLiveKit`).
-        The app's state closes both.
+        The app's state closes both. ``telemetry`` chooses the OpenTelemetry providers
+        (default: the global ones) and whether identities are recorded.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -68,12 +71,14 @@ class LiveKitOnboarding:
                 "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS keeps each guest in the Flask session: "
                 "set SECRET_KEY before init_app"
             )
+        telemetry = telemetry if telemetry is not None else Telemetry()
         app.extensions[EXTENSION_KEY] = OnboardingState(
             config=config,
             hooks=self.hooks,
-            livekit=livekit if livekit is not None else _default_client(config),
+            livekit=livekit if livekit is not None else _default_client(config, telemetry),
             dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
             config_snapshot={key: app.config.get(key) for key in (*REQUIRED, *DEFAULTS)},
+            telemetry=telemetry,
         )
         app.cli.add_command(livekit_cli)
         if register_blueprint:
@@ -119,5 +124,5 @@ class LiveKitOnboarding:
         return function
 
 
-def _default_client(config: OnboardingConfig) -> LiveKitClient:
-    return LiveKitBridge(config)
+def _default_client(config: OnboardingConfig, telemetry: Telemetry) -> LiveKitClient:
+    return LiveKitBridge(config, telemetry)

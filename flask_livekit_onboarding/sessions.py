@@ -37,6 +37,7 @@ from .rooms import (
 )
 from .signals import send_contained
 from .state import OnboardingState
+from .telemetry import context_update_span, token_span
 from .token_request import AgentRequest
 from .tokens import mint_participant_token
 
@@ -83,6 +84,7 @@ class SessionStatus:
     started: bool = True
 
 
+@token_span
 def issue_token(
     state: OnboardingState,
     caller: Identity,
@@ -168,6 +170,7 @@ def session_status(state: OnboardingState, caller: Identity, room_name: str) -> 
     return SessionStatus(room, list_participants(state.livekit, room.name))
 
 
+@context_update_span
 def update_context(
     state: OnboardingState,
     caller: Identity | None,
@@ -190,7 +193,7 @@ def update_context(
     # One update of a room at a time, from the read to the confirmed write: LiveKit has no
     # compare-and-set, so two interleaved merges would silently lose one of them.
     wait, lease = lock_bounds(state.config)
-    with state.locks.hold(room_name, wait=wait, lease=lease):
+    with state.telemetry.lock_wait(state.locks.hold(room_name, wait=wait, lease=lease)):
         room = require_room(state, room_name, None, "update_context")
         if caller is not None:
             if context is not None:
@@ -218,7 +221,8 @@ def update_context(
             ) from None
         metadata = _metadata(updated, blame)
         written = update_room_metadata(state.livekit, room.name, metadata)
-        confirm_metadata(state.livekit, room.name, metadata, state.config.request_timeout)
+        with state.telemetry.span("onboarding.confirm"):
+            confirm_metadata(state.livekit, room.name, metadata, state.config.request_timeout)
     who = caller.identity if caller is not None else "the host"
     logger.info("onboarding room %r updated by %r", room.name, who)
     result = OnboardingRoom.from_envelope(written, updated)
@@ -364,10 +368,12 @@ def _room_settings(
     """The LiveKit settings of an onboarding room: metadata, timeouts, agent dispatches.
 
     Every dispatch carries the envelope as job metadata: the room metadata itself, unless a
-    client's own agent metadata travels beside it.
+    client's own agent metadata or the request's trace context travels beside it.
     """
     config = state.config
     metadata = _metadata(envelope, None)
+    # The token request's trace travels with the dispatch, so the agent's job continues it.
+    trace = state.telemetry.trace_context()
     return api.RoomConfiguration(
         name=name,
         metadata=metadata,
@@ -377,7 +383,11 @@ def _room_settings(
         agents=[
             api.RoomAgentDispatch(
                 agent_name=agent.agent_name,
-                metadata=job_metadata(envelope, agent.metadata) if agent.metadata else metadata,
+                metadata=(
+                    job_metadata(envelope, agent.metadata, trace)
+                    if agent.metadata or trace
+                    else metadata
+                ),
                 deployment=agent.deployment,
             )
             for agent in agents
