@@ -69,6 +69,8 @@ WEBHOOK_DELIVERY = "at_least_once"
 #: Seconds an event being delivered is held for its process in ``at_least_once`` mode; a retry
 #: within them is answered 503 with ``Retry-After``, a retry after them takes the event over.
 WEBHOOK_CLAIM_TTL = 10
+#: Serve ``GET {prefix}/health``: 200 when LiveKit (and Redis, if used) answer, else 503.
+HEALTH_ROUTE = False
 
 _PREFIX = "LIVEKIT_ONBOARDING_"
 DEFAULTS: dict[str, Any] = {
@@ -97,6 +99,7 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "REDIS_URL": REDIS_URL,
     _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
     _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
+    _PREFIX + "HEALTH_ROUTE": HEALTH_ROUTE,
 }
 WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
 REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -143,6 +146,7 @@ class OnboardingConfig:
     redis_url: str | None
     webhook_delivery: str = WEBHOOK_DELIVERY
     webhook_claim_ttl: int = WEBHOOK_CLAIM_TTL
+    health_route: bool = HEALTH_ROUTE
 
     def __repr__(self) -> str:
         return (
@@ -229,6 +233,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         redis_url=_text(config[_PREFIX + "REDIS_URL"]) or None,
         webhook_delivery=_webhook_delivery(config[_PREFIX + "WEBHOOK_DELIVERY"]),
         webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
+        health_route=_flag(config, "HEALTH_ROUTE"),
     )
 
 

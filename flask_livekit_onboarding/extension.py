@@ -12,6 +12,7 @@ from .cli import livekit_cli
 from .config import DEFAULTS, REQUIRED, OnboardingConfig, load_config
 from .dedupe import WebhookDedupe, make_dedupe_store
 from .errors import ConfigurationError
+from .health import Health, check_health
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
 from .livekit_bridge import LiveKitBridge, LiveKitClient
@@ -107,6 +108,11 @@ class LiveKitOnboarding:
         with (app or current_app).app_context():
             room = sessions.update_context(state, None, room_name, context, mode)
         return dict(room.context)
+
+    def health(self, app: Flask | None = None, timeout: float | None = None) -> Health:
+        """Whether LiveKit (and Redis, where configured) answer, within ``timeout`` seconds
+        (default: ``LIVEKIT_ONBOARDING_REQUEST_TIMEOUT``); for readiness probes."""
+        return check_health(get_state(app), timeout)
 
     def identity_loader(self, function: F) -> F:
         """Register the function telling who the current request's user is."""
