@@ -224,7 +224,12 @@ def update_context(
         with state.telemetry.span("onboarding.confirm"):
             confirm_metadata(state.livekit, room.name, metadata, state.config.request_timeout)
     who = caller.identity if caller is not None else "the host"
-    logger.info("onboarding room %r updated by %r", room.name, who)
+    logger.info(
+        "onboarding room %r updated by %r",
+        room.name,
+        who,
+        extra={"room_name": room.name, "session_id": updated.session_id},
+    )
     result = OnboardingRoom.from_envelope(written, updated)
     send_contained(
         signals.context_updated,
@@ -248,7 +253,12 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
     room = require_room(state, room_name, caller, "end")
     delete_room(state.livekit, room.name)
     ended_by = caller.identity if caller is not None else "the host"
-    logger.info("onboarding room %r ended by %r", room.name, ended_by)
+    logger.info(
+        "onboarding room %r ended by %r",
+        room.name,
+        ended_by,
+        extra={"room_name": room.name, "session_id": room.session_id},
+    )
     if state.config.session_policy == "new":
         _leave_ended_marker(state, room)
     send_contained(
@@ -320,7 +330,12 @@ def _create_or_resume(
     if live.session_id == envelope.session_id:
         _announce_new_room(state, name, caller, envelope)
         return None
-    logger.info("onboarding room %r resumed for %r", name, caller.identity)
+    logger.info(
+        "onboarding room %r resumed for %r",
+        name,
+        caller.identity,
+        extra={"room_name": name, "session_id": live.session_id},
+    )
     send_contained(
         signals.session_resumed,
         _app(),
@@ -344,13 +359,23 @@ def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
         create_room(state.livekit, settings)
     except ApiError as error:
         # The session is over either way; only a stale token's way back stays open.
-        logger.warning("no ended marker for room %r: %s", room.name, error.error_code)
+        logger.warning(
+            "no ended marker for room %r: %s",
+            room.name,
+            error.error_code,
+            extra={"room_name": room.name, "session_id": room.session_id},
+        )
 
 
 def _announce_new_room(
     state: OnboardingState, name: str, caller: Identity, envelope: Envelope
 ) -> None:
-    logger.info("onboarding room %r created for %r", name, caller.identity)
+    logger.info(
+        "onboarding room %r created for %r",
+        name,
+        caller.identity,
+        extra={"room_name": name, "session_id": envelope.session_id},
+    )
     send_contained(
         signals.room_created,
         _app(),

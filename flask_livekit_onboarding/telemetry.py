@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -324,6 +325,13 @@ def webhook_event(fn: Callable[P, T]) -> Callable[P, T]:
         record = _webhook.get()
         if record is not None:
             record.event_type = str(getattr(event, "event", "")) or "unknown"
+            record.fields = {
+                "event_id": str(getattr(event, "id", "")),
+                "event_type": record.event_type,
+            }
+            room = getattr(event, "room", None)
+            if room is not None and room.name:
+                record.fields["room_name"] = str(room.name)
             trace.get_current_span().set_attributes(
                 {EVENT_TYPE: record.event_type, EVENT_ID: str(getattr(event, "id", ""))}
             )
@@ -358,6 +366,18 @@ def dedupe_call(fn: Callable[P, T]) -> Callable[P, T]:
 class _WebhookRecord:
     telemetry: Telemetry
     event_type: str = "unknown"
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class WebhookLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A module's logger (same name) whose lines, while a webhook is handled, carry its
+    ``event_id``, ``event_type`` and ``room_name`` as ``extra`` fields."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        record = _webhook.get()
+        if record is not None and record.fields:
+            kwargs["extra"] = {**record.fields, **(kwargs.get("extra") or {})}
+        return msg, kwargs
 
 
 @dataclass

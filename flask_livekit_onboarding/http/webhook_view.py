@@ -12,11 +12,11 @@ from flask import Flask, Response, current_app, jsonify, request
 from ..dedupe import Claim
 from ..errors import DedupeUnavailable, WebhookNotDelivered
 from ..state import OnboardingState, get_state
-from ..telemetry import dedupe_call, webhook_span
+from ..telemetry import WebhookLogger, dedupe_call, webhook_span
 from ..webhooks import Delivery, announce, prepare, verify_webhook
 from .bodies import read_body
 
-logger = logging.getLogger(__name__)
+logger = WebhookLogger(logging.getLogger(__name__))
 T = TypeVar("T")
 
 
