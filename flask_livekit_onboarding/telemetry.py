@@ -101,10 +101,32 @@ class Telemetry:
         return f"<Telemetry record_identities={self.record_identities}>"
 
     @contextmanager
-    def span(self, name: str, **attributes: Any) -> Iterator[Span]:
-        """A span of the extension's own work; an exception marks it as an error."""
-        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
-            yield span
+    def span(
+        self,
+        name: str,
+        attributes: Mapping[str, Any] | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+    ) -> Iterator[Span]:
+        """A span of the extension's own work.
+
+        An exception sets ``error.type`` (and the status ``ERROR`` unless it is a client
+        error, a 4xx) with the exception's type only: its message may quote what a client
+        sent, so it is not recorded.
+        """
+        with self.tracer.start_as_current_span(
+            name,
+            kind=kind,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except BaseException as error:
+                span.set_attribute("error.type", type(error).__name__)
+                if not (isinstance(error, HTTPException) and (error.code or 500) < 500):
+                    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                raise
 
     # LiveKit calls ---------------------------------------------------------------------
 
@@ -133,7 +155,11 @@ class Telemetry:
         outcome = "ok"
         try:
             with self.tracer.start_as_current_span(
-                "LiveKit", kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
+                "LiveKit",
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
             ) as span:
                 record.span = span
                 try:
@@ -187,7 +213,7 @@ class Telemetry:
         started = time.perf_counter()
         outcome = "busy"
         try:
-            with self.tracer.start_as_current_span("onboarding.lock"):
+            with self.span("onboarding.lock"):
                 hold.__enter__()
                 outcome = "acquired"
         finally:
@@ -221,9 +247,7 @@ def token_span(fn: Callable[P, R]) -> Callable[P, R]:
         }
         if telemetry.record_identities:
             attributes["enduser.id"] = caller.identity  # type: ignore[attr-defined]
-        with telemetry.tracer.start_as_current_span(
-            "onboarding.token", attributes=attributes
-        ) as span:
+        with telemetry.span("onboarding.token", attributes) as span:
             issued = fn(*args, **kwargs)
             resumed = getattr(issued, "resumed", None)
             if kwargs.get("room_name") is not None or resumed is True:
@@ -260,9 +284,7 @@ def context_update_span(fn: Callable[P, R]) -> Callable[P, R]:
         mode = args[4] if len(args) > 4 else kwargs.get("mode", "merge")
         parts = [p for p, v in (("context", context), ("client", kwargs.get("client"))) if v]
         attributes = {ROOM: str(room_name), CONTEXT_MODE: str(mode), CONTEXT_PART: parts}
-        with telemetry.tracer.start_as_current_span(
-            "onboarding.context_update", attributes=attributes
-        ):
+        with telemetry.span("onboarding.context_update", attributes):
             return fn(*args, **kwargs)
 
     return wrapper
@@ -290,7 +312,10 @@ def _webhook_span(
         outcome = "retry"
         try:
             with telemetry.tracer.start_as_current_span(
-                "onboarding.webhook", kind=SpanKind.SERVER, record_exception=False
+                "onboarding.webhook",
+                kind=SpanKind.SERVER,
+                record_exception=False,
+                set_status_on_exception=False,
             ) as span:
                 try:
                     response, status = view(*args, **kwargs)

@@ -125,3 +125,17 @@ def test_log_lines_carry_room_session_and_event_fields(
         "room_started",
         "other",
     )
+
+
+def test_a_refused_request_records_the_error_type_but_not_its_message(otel: Recorded) -> None:
+    app = traced_app(otel.telemetry, LIVEKIT_ONBOARDING_ROOM_CREATION="on_join")
+    response = app.test_client().post(
+        "/livekit/token", json={"room_config": {"agents": [{"agent_name": "sneaky-7d21"}]}}
+    )
+    assert response.status_code == 403
+    assert "sneaky-7d21" in response.get_json()["error"]["message"]
+    token = otel.span("onboarding.token")
+    assert (token.attributes or {})["error.type"] == "Forbidden"
+    assert token.status.status_code.name == "UNSET"  # a client error, not the server's
+    assert not [v for v in otel.attribute_values() if "sneaky-7d21" in v]
+    assert otel.value("livekit.onboarding.tokens.issued") == 0
