@@ -139,3 +139,24 @@ def test_a_refused_request_records_the_error_type_but_not_its_message(otel: Reco
     assert token.status.status_code.name == "UNSET"  # a client error, not the server's
     assert not [v for v in otel.attribute_values() if "sneaky-7d21" in v]
     assert otel.value("livekit.onboarding.tokens.issued") == 0
+
+
+def test_an_outage_is_counted_once_and_timed_when_livekit_is_back(otel: Recorded) -> None:
+    from flask_livekit_onboarding.livekit_bridge import Outage
+
+    now = [100.0]
+    outage = Outage(
+        lambda: now[0],
+        on_start=otel.telemetry.outage_started,
+        on_end=otel.telemetry.outage_ended,
+    )
+    outage.answered()
+    for _ in range(3):
+        outage.failed("unreachable: ClientConnectorError")
+    now[0] = 112.5
+    outage.answered()
+    outage.answered()
+
+    (duration,) = otel.points("livekit.onboarding.livekit.outage.duration")
+    assert (duration.count, duration.sum) == (1, 12.5)
+    assert otel.value("livekit.onboarding.livekit.outages") == 1
