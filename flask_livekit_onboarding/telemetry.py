@@ -238,7 +238,8 @@ def token_span(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        state, caller = args[0], args[1]
+        state = args[0] if args else kwargs["state"]
+        caller = args[1] if len(args) > 1 else kwargs["caller"]
         telemetry = telemetry_of(state)
         config = state.config  # type: ignore[attr-defined]
         attributes: dict[str, Any] = {
@@ -256,9 +257,12 @@ def token_span(fn: Callable[P, R]) -> Callable[P, R]:
                 requested = [a.agent_name for a in kwargs.get("agents") or ()]  # type: ignore[attr-defined]
                 configured = [config.agent_name] if config.agent_name else []
                 agents = sorted(set(configured + requested))
-            session = "resumed" if resumed else "new" if resumed is False else "at_join"
             if kwargs.get("room_name") is not None:
                 session = "joined"
+            elif resumed is None:
+                session = "at_join"  # on_join: LiveKit starts or resumes the room at the join
+            else:
+                session = "resumed" if resumed else "new"
             span.set_attributes(
                 {
                     ROOM: getattr(issued, "room_name", ""),
@@ -278,7 +282,7 @@ def context_update_span(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        telemetry = telemetry_of(args[0])
+        telemetry = telemetry_of(args[0] if args else kwargs["state"])
         room_name = args[2] if len(args) > 2 else kwargs.get("room_name")
         context = args[3] if len(args) > 3 else kwargs.get("context")
         mode = args[4] if len(args) > 4 else kwargs.get("mode", "merge")
@@ -311,23 +315,11 @@ def _webhook_span(
         reset = _webhook.set(record)
         outcome = "retry"
         try:
-            with telemetry.tracer.start_as_current_span(
-                "onboarding.webhook",
-                kind=SpanKind.SERVER,
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
+            with telemetry.span("onboarding.webhook") as span:
                 try:
                     response, status = view(*args, **kwargs)
                 except HTTPException as error:
                     outcome = "invalid" if (error.code or 500) < 500 else "retry"
-                    if outcome == "retry":
-                        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-                    span.set_attribute("error.type", type(error).__name__)
-                    raise
-                except Exception as error:
-                    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-                    span.set_attribute("error.type", type(error).__name__)
                     raise
                 else:
                     outcome = str(response.get_json().get("status", "accepted"))

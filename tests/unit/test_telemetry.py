@@ -160,3 +160,35 @@ def test_an_outage_is_counted_once_and_timed_when_livekit_is_back(otel: Recorded
     (duration,) = otel.points("livekit.onboarding.livekit.outage.duration")
     assert (duration.count, duration.sum) == (1, 12.5)
     assert otel.value("livekit.onboarding.livekit.outages") == 1
+
+
+def test_a_webhook_livekit_must_send_again_counts_as_retry(otel: Recorded) -> None:
+    from flask_livekit_onboarding import signals
+
+    app = traced_app(otel.telemetry)
+
+    @signals.required
+    def fails(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the host's database is down")
+
+    webhook = webhook_body("room_started", room=api.Room(name="other", sid="RM_2"))
+    headers = {
+        "Authorization": sign_webhook(
+            webhook, UNIT_CONFIG["LIVEKIT_API_KEY"], UNIT_CONFIG["LIVEKIT_API_SECRET"]
+        ),
+        "Content-Type": "application/webhook+json",
+    }
+    with signals.webhook_received.connected_to(fails, sender=app):
+        response = app.test_client().post("/livekit/webhook", data=webhook, headers=headers)
+    assert response.status_code == 503
+    span = otel.span("onboarding.webhook")
+    assert (span.attributes or {})["livekit.onboarding.outcome"] == "retry"
+    assert span.status.status_code.name == "ERROR"
+    assert (
+        otel.value(
+            "livekit.onboarding.webhook.events",
+            livekit__onboarding__webhook__event="room_started",
+            livekit__onboarding__outcome="retry",
+        )
+        == 1
+    )
