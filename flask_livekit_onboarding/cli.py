@@ -32,6 +32,7 @@ from .errors import (
     RoomNotFound,
     ValidationFailed,
 )
+from .health import check_health
 from .hooks import Identity
 from .limits import check_json
 from .rooms import Headcount, headcounts
@@ -183,16 +184,28 @@ def check_command(timeout: float) -> None:
     except ConfigurationError as error:
         raise click.ClickException(f"Configuration is invalid: {error}") from None
     state = _state(app)
+    health = check_health(
+        state, timeout, probe=lambda lk: lk.room.list_rooms(api.ListRoomsRequest())
+    )
     with _livekit_errors(config, timeout):
-        response = state.livekit.call(
-            lambda lk: lk.room.list_rooms(api.ListRoomsRequest()), timeout=timeout
-        )
+        livekit = health.checks["livekit"]
+        if not livekit.ok:
+            raise livekit.result
+    response = livekit.result
     onboarding = [r for r in response.rooms if config.binding.read(r) is not None]
-    click.echo(f"LiveKit at {config.url} accepted API key {config.api_key!r}.")
+    click.echo(
+        f"LiveKit at {config.url} accepted API key {config.api_key!r} "
+        f"(answered in {livekit.latency_ms:.0f} ms)."
+    )
     if config.public_url != config.url:
         click.echo(f"Clients are sent to {config.public_url}.")
     click.echo(f"{len(response.rooms)} room(s) live, {len(onboarding)} of them onboarding rooms.")
     _report_dedupe(state)
+    redis = health.checks.get("redis")
+    if redis is not None and not redis.ok:
+        raise click.ClickException(f"Cannot reach Redis: {redis.error}")
+    if redis is not None:
+        click.echo(f"Redis answered in {redis.latency_ms:.0f} ms.")
 
 
 def _report_dedupe(state: OnboardingState) -> None:

@@ -77,6 +77,8 @@ WEBHOOK_DELIVERY = "at_least_once"
 #: Seconds an event being delivered is held for its process in ``at_least_once`` mode; a retry
 #: within them is answered 503 with ``Retry-After``, a retry after them takes the event over.
 WEBHOOK_CLAIM_TTL = 10
+#: Serve ``GET {prefix}/health``: 200 when LiveKit (and Redis, if used) answer, else 503.
+HEALTH_ROUTE = False
 
 _PREFIX = "LIVEKIT_ONBOARDING_"
 DEFAULTS: dict[str, Any] = {
@@ -107,6 +109,7 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "REDIS_URL": REDIS_URL,
     _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
     _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
+    _PREFIX + "HEALTH_ROUTE": HEALTH_ROUTE,
 }
 WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
 REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -155,6 +158,7 @@ class OnboardingConfig:
     webhook_claim_ttl: int = WEBHOOK_CLAIM_TTL
     cors_origins: tuple[str, ...] = CORS_ORIGINS
     cors_credentials: bool = CORS_CREDENTIALS
+    health_route: bool = HEALTH_ROUTE
 
     def __repr__(self) -> str:
         return (
@@ -243,6 +247,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
         cors_origins=_origins(config[_PREFIX + "CORS_ORIGINS"]),
         cors_credentials=_flag(config, "CORS_CREDENTIALS"),
+        health_route=_flag(config, "HEALTH_ROUTE"),
     )
 
 

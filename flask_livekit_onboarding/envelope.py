@@ -16,6 +16,10 @@ metadata of every agent dispatch it makes, one JSON document (contract version 2
 A client-requested agent whose own metadata the deployment allows gets, beside the envelope,
 ``"client_metadata": "<what the client sent>"``. This module imports neither Flask nor the
 extension, so an agent process can read the envelope with :meth:`Envelope.from_metadata`.
+
+When the token request was traced, the job metadata also carries its W3C trace context,
+``"trace_context": {"traceparent": "…"}``, which :func:`trace_context` reads for the agent to
+continue the trace.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ from .jsondepth import too_deep
 METADATA_KEY = "onboarding"
 METADATA_VERSION = 2
 CLIENT_METADATA_KEY = "client_metadata"
+TRACE_CONTEXT_KEY = "trace_context"
+#: The W3C Trace Context headers carried in job metadata.
+TRACE_HEADERS = ("traceparent", "tracestate")
 #: Nesting deeper than this is never read back: such metadata is not an onboarding envelope.
 MAX_READ_DEPTH = 64
 
@@ -115,12 +122,27 @@ def client_metadata(job_metadata: str | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def job_metadata(envelope: Envelope, client: str | None = None) -> str:
-    """The job metadata of a dispatch: the envelope, and the client's own metadata apart."""
+def job_metadata(
+    envelope: Envelope, client: str | None = None, trace: Mapping[str, str] | None = None
+) -> str:
+    """The job metadata of a dispatch: the envelope, and the client's own metadata and the
+    request's W3C trace context (``traceparent``, ``tracestate``) apart."""
     document = envelope.to_dict()
     if client:
         document[CLIENT_METADATA_KEY] = client
+    if trace:
+        document[TRACE_CONTEXT_KEY] = {k: trace[k] for k in TRACE_HEADERS if k in trace}
     return _dumps(document)
+
+
+def trace_context(job_metadata: str | None) -> dict[str, str]:
+    """The W3C trace context headers in job metadata ({} if none), for an agent to continue
+    the token request's trace: ``opentelemetry.propagate.extract(trace_context(metadata))``."""
+    document = _load(job_metadata)
+    carrier = document.get(TRACE_CONTEXT_KEY) if isinstance(document, dict) else None
+    if not isinstance(carrier, dict):
+        return {}
+    return {k: v for k, v in carrier.items() if k in TRACE_HEADERS and isinstance(v, str)}
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ from .config import DEFAULTS, REQUIRED, OnboardingConfig, load_config
 from .csrf import CSRFProtector
 from .dedupe import WebhookDedupe, make_dedupe_store
 from .errors import ConfigurationError
+from .health import Health, check_health
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
 from .http.cors import apply_cors
 from .livekit_bridge import LiveKitBridge, LiveKitClient
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
+from .telemetry import Telemetry
 
 F = TypeVar("F", bound=IdentityLoader)
 C = TypeVar("C", bound=ContextProvider)
@@ -49,6 +51,7 @@ class LiveKitOnboarding:
         dedupe_store: WebhookDedupe | None = None,
         livekit: LiveKitClient | None = None,
         csrf: CSRFProtector | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
@@ -62,6 +65,8 @@ class LiveKitOnboarding:
         ``csrf`` is the app's Flask-WTF ``CSRFProtect`` (found by itself when it was set up on
         the app first): the extension's routes then check the CSRF token where a browser's
         cookies could carry a forged request, and never on the webhook (signed by LiveKit).
+        ``telemetry`` chooses the OpenTelemetry providers
+        (default: the global ones) and whether identities are recorded.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -79,13 +84,15 @@ class LiveKitOnboarding:
         blueprint = create_blueprint(self.blueprint_name) if register_blueprint else None
         if blueprint is not None:
             apply_cors(blueprint, config)  # before anything is set up: it may refuse the config
+        telemetry = telemetry if telemetry is not None else Telemetry()
         app.extensions[EXTENSION_KEY] = OnboardingState(
             config=config,
             hooks=self.hooks,
-            livekit=livekit if livekit is not None else _default_client(config),
+            livekit=livekit if livekit is not None else _default_client(config, telemetry),
             dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
             csrf=csrf if csrf is not None else app.extensions.get("csrf"),
             config_snapshot={key: app.config.get(key) for key in (*REQUIRED, *DEFAULTS)},
+            telemetry=telemetry,
         )
         app.cli.add_command(livekit_cli)
         if blueprint is not None:
@@ -113,6 +120,11 @@ class LiveKitOnboarding:
             room = sessions.update_context(state, None, room_name, context, mode)
         return dict(room.context)
 
+    def health(self, app: Flask | None = None, timeout: float | None = None) -> Health:
+        """Whether LiveKit (and Redis, where configured) answer, within ``timeout`` seconds
+        (default: ``LIVEKIT_ONBOARDING_REQUEST_TIMEOUT``); for readiness probes."""
+        return check_health(get_state(app), timeout)
+
     def identity_loader(self, function: F) -> F:
         """Register the function telling who the current request's user is."""
         self.hooks.identity_loader = function
@@ -129,5 +141,5 @@ class LiveKitOnboarding:
         return function
 
 
-def _default_client(config: OnboardingConfig) -> LiveKitClient:
-    return LiveKitBridge(config)
+def _default_client(config: OnboardingConfig, telemetry: Telemetry) -> LiveKitClient:
+    return LiveKitBridge(config, telemetry)

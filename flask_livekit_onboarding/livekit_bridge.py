@@ -22,6 +22,7 @@ from livekit import api
 
 from .config import OnboardingConfig
 from .errors import LiveKitError, LiveKitTimeout, LiveKitUnavailable
+from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class LiveKitClient(Protocol):
 class LiveKitBridge:
     """Run livekit-api calls from sync code on a per-process event loop."""
 
-    def __init__(self, config: OnboardingConfig) -> None:
+    def __init__(self, config: OnboardingConfig, telemetry: Telemetry | None = None) -> None:
         self._url = config.url
         self._api_key = config.api_key
         self._api_secret = config.api_secret
@@ -61,7 +62,10 @@ class LiveKitBridge:
         self._api: api.LiveKitAPI | None = None
         self._finalizer: weakref.finalize[..., LiveKitBridge] | None = None
         self._closed = False
-        self.outage = Outage()
+        self.telemetry = telemetry or Telemetry()
+        self.outage = Outage(
+            on_start=self.telemetry.outage_started, on_end=self.telemetry.outage_ended
+        )
 
     def __repr__(self) -> str:
         return f"<LiveKitBridge url={self._url!r} running={self._loop is not None}>"
@@ -75,7 +79,8 @@ class LiveKitBridge:
         """
         bound = self.timeout if timeout is None else timeout
         loop = self._running_loop()
-        future = asyncio.run_coroutine_threadsafe(self._call(fn, bound), loop)
+        traced = self.telemetry.livekit_call(self._call(fn, bound), self._url)
+        future = asyncio.run_coroutine_threadsafe(traced, loop)
         try:
             # The coroutine enforces the bound itself; the margin covers scheduling only.
             return future.result(bound + 1.0)
@@ -150,6 +155,7 @@ class LiveKitBridge:
         session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30),
+            trace_configs=[self.telemetry.aiohttp_trace_config()],
         )
         # Explicit credentials: livekit-api would otherwise read LIVEKIT_* from os.environ.
         client = api.LiveKitAPI(self._url, self._api_key, self._api_secret, session=session)
@@ -179,8 +185,17 @@ class Outage:
     logs how long it was gone and how many requests failed meanwhile.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        on_start: Callable[[], None] | None = None,
+        on_end: Callable[[float], None] | None = None,
+    ) -> None:
+        """``on_start`` and ``on_end`` (given the outage's seconds) count outages as metrics."""
         self._clock = clock
+        self._on_start = on_start
+        self._on_end = on_end
         self._lock = threading.Lock()
         self.since: float | None = None
         self.failures = 0
@@ -192,6 +207,8 @@ class Outage:
             now = self._clock()
             if self.since is None:
                 self.since, self.failures, self._reported = now, 1, now
+                if self._on_start is not None:
+                    self._on_start()
                 logger.warning(
                     "LiveKit is failing (%s); requests answer 5xx until it is back, "
                     "and further failures are counted rather than logged",
@@ -217,6 +234,8 @@ class Outage:
                 return
             down_for, failures = self._clock() - self.since, self.failures
             self.since, self.failures = None, 0
+        if self._on_end is not None:
+            self._on_end(down_for)
         logger.warning(
             "LiveKit answers again after %.1fs; %d requests failed meanwhile", down_for, failures
         )

@@ -37,6 +37,7 @@ from .rooms import (
 )
 from .signals import send_contained
 from .state import OnboardingState
+from .telemetry import context_update_span, token_span
 from .token_request import AgentRequest
 from .tokens import mint_participant_token
 
@@ -89,6 +90,7 @@ class SessionStatus:
     started: bool = True
 
 
+@token_span
 def issue_token(
     state: OnboardingState,
     caller: Identity,
@@ -174,6 +176,7 @@ def session_status(state: OnboardingState, caller: Identity, room_name: str) -> 
     return SessionStatus(room, list_participants(state.livekit, room.name))
 
 
+@context_update_span
 def update_context(
     state: OnboardingState,
     caller: Identity | None,
@@ -196,7 +199,7 @@ def update_context(
     # One update of a room at a time, from the read to the confirmed write: LiveKit has no
     # compare-and-set, so two interleaved merges would silently lose one of them.
     wait, lease = lock_bounds(state.config)
-    with state.locks.hold(room_name, wait=wait, lease=lease):
+    with state.telemetry.lock_wait(state.locks.hold(room_name, wait=wait, lease=lease)):
         room = require_room(state, room_name, None, "update_context")
         if caller is not None:
             if context is not None:
@@ -224,9 +227,15 @@ def update_context(
             ) from None
         metadata = _metadata(updated, blame)
         written = update_room_metadata(state.livekit, room.name, metadata)
-        confirm_metadata(state.livekit, room.name, metadata, state.config.request_timeout)
+        with state.telemetry.span("onboarding.confirm"):
+            confirm_metadata(state.livekit, room.name, metadata, state.config.request_timeout)
     who = caller.identity if caller is not None else "the host"
-    logger.info("onboarding room %r updated by %r", room.name, who)
+    logger.info(
+        "onboarding room %r updated by %r",
+        room.name,
+        who,
+        extra={"room_name": room.name, "session_id": updated.session_id},
+    )
     result = OnboardingRoom.from_envelope(written, updated)
     send_contained(
         signals.context_updated,
@@ -250,7 +259,12 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
     room = require_room(state, room_name, caller, "end")
     delete_room(state.livekit, room.name)
     ended_by = caller.identity if caller is not None else "the host"
-    logger.info("onboarding room %r ended by %r", room.name, ended_by)
+    logger.info(
+        "onboarding room %r ended by %r",
+        room.name,
+        ended_by,
+        extra={"room_name": room.name, "session_id": room.session_id},
+    )
     if state.config.session_policy == "new":
         _leave_ended_marker(state, room)
     send_contained(
@@ -322,7 +336,12 @@ def _create_or_resume(
     if live.session_id == envelope.session_id:
         _announce_new_room(state, name, caller, envelope)
         return None
-    logger.info("onboarding room %r resumed for %r", name, caller.identity)
+    logger.info(
+        "onboarding room %r resumed for %r",
+        name,
+        caller.identity,
+        extra={"room_name": name, "session_id": live.session_id},
+    )
     send_contained(
         signals.session_resumed,
         _app(),
@@ -346,13 +365,23 @@ def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
         create_room(state.livekit, settings)
     except ApiError as error:
         # The session is over either way; only a stale token's way back stays open.
-        logger.warning("no ended marker for room %r: %s", room.name, error.error_code)
+        logger.warning(
+            "no ended marker for room %r: %s",
+            room.name,
+            error.error_code,
+            extra={"room_name": room.name, "session_id": room.session_id},
+        )
 
 
 def _announce_new_room(
     state: OnboardingState, name: str, caller: Identity, envelope: Envelope
 ) -> None:
-    logger.info("onboarding room %r created for %r", name, caller.identity)
+    logger.info(
+        "onboarding room %r created for %r",
+        name,
+        caller.identity,
+        extra={"room_name": name, "session_id": envelope.session_id},
+    )
     send_contained(
         signals.room_created,
         _app(),
@@ -370,10 +399,12 @@ def _room_settings(
     """The LiveKit settings of an onboarding room: metadata, timeouts, agent dispatches.
 
     Every dispatch carries the envelope as job metadata: the room metadata itself, unless a
-    client's own agent metadata travels beside it.
+    client's own agent metadata or the request's trace context travels beside it.
     """
     config = state.config
     metadata = _metadata(envelope, None)
+    # The token request's trace travels with the dispatch, so the agent's job continues it.
+    trace = state.telemetry.trace_context()
     return api.RoomConfiguration(
         name=name,
         metadata=metadata,
@@ -383,7 +414,11 @@ def _room_settings(
         agents=[
             api.RoomAgentDispatch(
                 agent_name=agent.agent_name,
-                metadata=job_metadata(envelope, agent.metadata) if agent.metadata else metadata,
+                metadata=(
+                    job_metadata(envelope, agent.metadata, trace)
+                    if agent.metadata or trace
+                    else metadata
+                ),
                 deployment=agent.deployment,
             )
             for agent in agents

@@ -16,6 +16,7 @@ from .dedupe import WebhookDedupe
 from .hooks import Hooks
 from .livekit_bridge import LiveKitClient
 from .locks import RoomLocks, make_room_locks
+from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class OnboardingState:
     #: The extension's keys of ``app.config`` as ``init_app`` read them.
     config_snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)
+    #: The app's OpenTelemetry tracer and instruments.
+    telemetry: Telemetry = field(default_factory=Telemetry, repr=False)
 
     def __post_init__(self) -> None:
         if self.locks is None:

@@ -33,6 +33,7 @@ from .limits import MAX_BODY_DEPTH, json_problem
 from .rooms import live_room
 from .signals import send_contained
 from .state import OnboardingState
+from .telemetry import webhook_event
 
 __all__ = [
     "EVENT_SIGNALS",
@@ -104,6 +105,7 @@ class Delivery:
         }
 
 
+@webhook_event
 def verify_webhook(
     config: OnboardingConfig, authorization: str | None, body: bytes
 ) -> WebhookEvent:

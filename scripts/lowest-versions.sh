@@ -12,7 +12,10 @@ PYTHON=${PYTHON:-python3}
 # The unit tests' tools; "redis" is the [redis] extra, at its lowest too.
 TOOLS=("pytest>=8.0" "pytest-flask>=1.3" "hypothesis>=6.100" "flask-cors>=4.0" "flask-limiter>=3.5"
     "pyjwt>=2.0" "redis>=5.0" "flask-wtf>=1.2" "flask-login>=0.6.3" "flask-sqlalchemy>=3.1"
-    "requests>=2.31" "pyyaml>=6.0")
+    "requests>=2.31" "pyyaml>=6.0" "opentelemetry-sdk>=1.20"
+    "opentelemetry-exporter-otlp-proto-http>=1.20")
+# Not opentelemetry-exporter-prometheus: its lowest (0.46b0) needs opentelemetry-api 1.25, which
+# would hide the declared lower bound of the API; its documentation test skips without it.
 
 if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
     rm -rf "$VENV"
@@ -24,7 +27,7 @@ if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; the
     touch "$VENV/.installed"
 fi
 "$UV" pip freeze --python "$VENV/bin/python" \
-    | grep -iE '^(flask|werkzeug|livekit-api|livekit-protocol|protobuf|aiohttp|blinker|click|python-dotenv)==' \
+    | grep -iE '^(flask|werkzeug|livekit-api|livekit-protocol|protobuf|aiohttp|blinker|click|python-dotenv|opentelemetry-api)==' \
     | tr '\n' ' ' && echo
 
 [ "${1:-}" = "--setup" ] && exit 0

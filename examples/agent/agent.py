@@ -24,6 +24,7 @@ it to.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -32,9 +33,11 @@ from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentServer, AutoSubscribe, JobContext
+from livekit.agents.telemetry import set_tracer_provider, tracer
+from opentelemetry import context, propagate
 
 from examples.agent.script import OnboardingScript
-from flask_livekit_onboarding.envelope import Envelope, client_metadata
+from flask_livekit_onboarding.envelope import Envelope, client_metadata, trace_context
 
 logger = logging.getLogger("onboarding-agent")
 
@@ -239,9 +242,31 @@ def _as_dict(envelope: Envelope | None) -> dict[str, Any] | None:
     }
 
 
+@functools.cache
+def _export_traces() -> None:
+    """Send livekit-agents' spans to ``OTEL_EXPORTER_OTLP_ENDPOINT``, when it is set."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    set_tracer_provider(provider)
+
+
 @server.rtc_session(agent_name=AGENT_NAME)
 async def onboarding_session(ctx: JobContext) -> None:
     """One job per onboarding room the token endpoint dispatched this agent to."""
+    _export_traces()
+    # Continue the token request's trace: its traceparent travels in the job metadata.
+    context.attach(propagate.extract(trace_context(ctx.job.metadata)))
+    with tracer.start_as_current_span("onboarding_agent.join"):
+        await _join(ctx)
+
+
+async def _join(ctx: JobContext) -> None:
     # The server built the job metadata: the envelope as it was when the session started.
     envelope = Envelope.from_metadata(ctx.job.metadata)
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)

@@ -17,6 +17,7 @@ from ..csrf import carries_ambient_credentials
 from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
 from ..state import EXTENSION_KEY, OnboardingState, get_state
 from .bodies import limit_body
+from .health_view import add_health_route
 from .session_views import end_session, room_status, update_context
 from .token_view import issue_token
 from .webhook_view import receive_webhook
@@ -55,6 +56,7 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     refuse_other_methods(bp, "/rooms/<room_name>", "room", ["GET", "DELETE"])
     add_route(bp, "/rooms/<room_name>/context", "update_context", update_context, ["PATCH"])
     add_route(bp, "/openapi.json", "openapi", openapi_document, ["GET"])
+    bp.record(add_health_route)
     bp.record(_claim_the_prefix)
     return bp
 

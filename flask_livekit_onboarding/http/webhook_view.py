@@ -12,13 +12,15 @@ from flask import Flask, Response, current_app, jsonify, request
 from ..dedupe import Claim
 from ..errors import DedupeUnavailable, WebhookNotDelivered
 from ..state import OnboardingState, get_state
+from ..telemetry import WebhookLogger, dedupe_call, webhook_span
 from ..webhooks import Delivery, announce, prepare, verify_webhook
 from .bodies import read_body
 
-logger = logging.getLogger(__name__)
+logger = WebhookLogger(logging.getLogger(__name__))
 T = TypeVar("T")
 
 
+@webhook_span(get_state)
 def receive_webhook() -> tuple[Response, int]:
     """Verify a LiveKit webhook and emit the matching signals once.
 
@@ -116,6 +118,7 @@ def _at_least_once(app: Flask, state: OnboardingState, delivery: Delivery) -> tu
     return _acknowledge("accepted")
 
 
+@dedupe_call
 def _store(event_id: str, call: Callable[[], T]) -> T:
     """Run a call on the de-duplication store; its failure is a 503 LiveKit retries."""
     try:
