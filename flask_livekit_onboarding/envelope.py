@@ -10,8 +10,13 @@ metadata of every agent dispatch it makes, one JSON document (contract version 2
         "context": {…},           # the host's word: written by the server only
         "client": {…},            # notes the room's users may write: never trusted
         "created_at": 1700000000, # unix seconds
-        "sig": "…"                # HMAC binding room name, session, owner, time and context
+        "join_by": 1700000125,    # on_join only: a room LiveKit creates after this is stale
+        "sig": "…"                # HMAC binding room name, session, owner, times and context
     }}
+
+A token's room configuration outlives the session (LiveKit copies it into every refresh token
+it pushes), so an envelope that travels in a token names the latest time a room may be created
+from it; a room created later is not a session: :meth:`Envelope.stale_for` tells an agent.
 
 A client-requested agent whose own metadata the deployment allows gets, beside the envelope,
 ``"client_metadata": "<what the client sent>"``. This module imports neither Flask nor the
@@ -60,6 +65,8 @@ class Envelope:
     created_at: int = 0
     version: int = METADATA_VERSION
     signature: str = ""
+    #: Unix seconds after which a room created with this envelope is stale; 0: no deadline.
+    join_by: int = 0
 
     @classmethod
     def new(cls, owner: str, context: Mapping[str, Any], created_at: int) -> Envelope:
@@ -84,6 +91,7 @@ class Envelope:
             created_at=_int(record.get("created_at")),
             version=_int(record.get("v")),
             signature=_text(record.get("sig")),
+            join_by=_int(record.get("join_by")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,9 +104,21 @@ class Envelope:
             "client": dict(self.client),
             "created_at": self.created_at,
         }
+        if self.join_by:
+            record["join_by"] = self.join_by
         if self.signature:
             record["sig"] = self.signature
         return {METADATA_KEY: record}
+
+    def stale_for(self, room: RoomLike) -> bool:
+        """True when ``room`` was created after this envelope's join deadline.
+
+        Such a room was re-created by a token kept past its session (LiveKit copies a token's
+        room configuration into every refresh): it is not a session, and an agent dispatched
+        into it should refuse the job. ``room`` is ``livekit.api.Room`` (an agent's
+        ``ctx.job.room``) or anything with ``creation_time`` in unix seconds.
+        """
+        return bool(self.join_by) and _created_at(room) > self.join_by
 
     def to_metadata(self) -> str:
         """Serialise for ``Room.metadata`` or a dispatch's job metadata.
@@ -150,14 +170,25 @@ class RoomBinding:
         return self.prefix + base64.urlsafe_b64encode(digest[:18]).decode()
 
     def read(self, room: RoomLike) -> OnboardingRoom | None:
-        """``room`` as an onboarding room of this deployment, or None (foreign or forged)."""
+        """``room`` as a live onboarding session of this deployment, or None (foreign, forged,
+        or :meth:`stale`)."""
         envelope = Envelope.from_metadata(room.metadata)
-        if envelope is None or not self.verify(room.name, envelope):
+        if envelope is None or not self.verify(room.name, envelope) or envelope.stale_for(room):
             return None
         return OnboardingRoom.from_envelope(room, envelope)
 
+    def stale(self, room: RoomLike) -> bool:
+        """True for a room carrying this deployment's envelope but created after its join
+        deadline: a token kept past its session re-created it, and it should be closed."""
+        envelope = Envelope.from_metadata(room.metadata)
+        return (
+            envelope is not None and self.verify(room.name, envelope) and envelope.stale_for(room)
+        )
+
     def _mac(self, room_name: str, envelope: Envelope) -> str:
-        signed = [room_name, envelope.session_id, envelope.owner, envelope.created_at]
+        signed: list[Any] = [room_name, envelope.session_id, envelope.owner, envelope.created_at]
+        if envelope.join_by:
+            signed.append({"join_by": envelope.join_by})
         payload = _dumps([*signed, dict(envelope.context)]).encode()
         digest = hmac.new(self.key, payload, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
@@ -227,6 +258,13 @@ def _load(text: str | None) -> Any:
 
 def _dumps(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _created_at(room: RoomLike) -> int:
+    created = getattr(room, "creation_time", 0)
+    if hasattr(created, "timestamp"):  # livekit.rtc.Room gives a datetime
+        return int(created.timestamp())
+    return _int(created)
 
 
 def _mapping(value: Any) -> dict[str, Any]:

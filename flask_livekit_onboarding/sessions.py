@@ -8,6 +8,7 @@ onboarding room of this deployment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -23,7 +24,7 @@ from . import signals
 from .access import authorize, require_room
 from .config import MAX_METADATA_BYTES
 from .envelope import Envelope, OnboardingRoom, job_metadata
-from .errors import ApiError, ConfigurationError, Forbidden, ValidationFailed
+from .errors import ApiError, ConfigurationError, Forbidden, RoomNotFound, ValidationFailed
 from .hooks import Identity
 from .limits import check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
@@ -38,7 +39,7 @@ from .rooms import (
 from .signals import send_contained
 from .state import OnboardingState
 from .token_request import AgentRequest
-from .tokens import mint_participant_token
+from .tokens import JOIN_GRACE, mint_participant_token
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,10 @@ def issue_token(
     expires_in = ttl or state.config.token_ttl
     name = participant.name or participant.identity
 
-    def mint(settings: api.RoomConfiguration) -> str:
+    def mint(settings: api.RoomConfiguration, room_config: bool = False) -> str:
+        # Only an on_join token that starts a session carries the room configuration: LiveKit
+        # copies it into every refresh token, so it must never outlive its join deadline.
+        carried = settings if room_config else None
         token = mint_participant_token(
             state.config,
             room_name=settings.name,
@@ -113,11 +117,10 @@ def issue_token(
             name=name,
             metadata=participant.metadata,
             attributes=participant.attributes,
-            # In both modes: a room LiveKit re-creates from this token is a whole onboarding room.
-            room_config=settings,
+            room_config=carried,
             ttl=expires_in,
         )
-        return check_participant_token(token, state.config, participant, settings)
+        return check_participant_token(token, state.config, participant, carried)
 
     resumed: bool | None
     if room_name is not None:
@@ -127,14 +130,15 @@ def issue_token(
                 field="room_config.agents",
             )
         room = require_room(state, room_name, None if as_operator else caller, "join")
-        assert room.envelope is not None
-        settings = _room_settings(state, room.name, room.envelope, _dispatched_agents(state, ()))
+        settings = api.RoomConfiguration(name=room.name)
         token, resumed = mint(settings), True
     else:
-        settings, envelope = _new_session(state, caller, agents, context)
+        on_join = state.config.room_creation == "on_join"
+        join_by = int(time.time()) + expires_in + JOIN_GRACE if on_join else 0
+        settings, envelope = _new_session(state, caller, agents, context, join_by)
         # Minted before anything is created: a token over the size bound creates no room.
-        token, resumed = mint(settings), None
-        if state.config.room_creation == "eager":
+        token, resumed = mint(settings, room_config=on_join), None
+        if not on_join:
             live = _create_or_resume(state, caller, settings, envelope)
             resumed = live is not None
             if live is not None:
@@ -237,15 +241,16 @@ def update_context(
 def end_session(state: OnboardingState, caller: Identity | None, room_name: str) -> OnboardingRoom:
     """Close the onboarding room ``room_name``; everyone in it is disconnected.
 
-    With the ``new`` policy a room name never serves another session, so an ended room is
-    replaced by a closed marker room for one token lifetime: a token issued before the end
-    then joins that marker (no envelope, no agent) instead of bringing the session back.
+    With ``on_join`` a token issued before the end still carries the room configuration until
+    its join deadline, so the ended room is replaced by a marker room (no envelope, no agent)
+    that holds the name until every such deadline has passed. ``eager`` tokens carry no room
+    configuration: a kept token can only open an empty room.
     """
     room = require_room(state, room_name, caller, "end")
     delete_room(state.livekit, room.name)
     ended_by = caller.identity if caller is not None else "the host"
     logger.info("onboarding room %r ended by %r", room.name, ended_by)
-    if state.config.session_policy == "new":
+    if state.config.room_creation == "on_join":
         _leave_ended_marker(state, room)
     send_contained(
         signals.session_ended,
@@ -280,6 +285,7 @@ def _new_session(
     caller: Identity,
     agents: tuple[AgentRequest, ...],
     context: Mapping[str, Any] | None,
+    join_by: int = 0,
 ) -> tuple[api.RoomConfiguration, Envelope]:
     """The room settings and envelope of a new session of ``caller``; nothing is called yet.
 
@@ -299,16 +305,26 @@ def _new_session(
         name = binding.room_name_for(caller.identity)
     else:
         name = config.room_prefix + secrets.token_urlsafe(16)
-    envelope = binding.sign(name, Envelope.new(caller.identity, context, int(time.time())))
+    fresh = replace(Envelope.new(caller.identity, context, int(time.time())), join_by=join_by)
+    envelope = binding.sign(name, fresh)
     return _room_settings(state, name, envelope, _dispatched_agents(state, agents)), envelope
 
 
 def _create_or_resume(
     state: OnboardingState, caller: Identity, settings: api.RoomConfiguration, envelope: Envelope
 ) -> api.RoomConfiguration | None:
-    """Create the room (``eager``); the live session's settings if one was resumed instead."""
+    """Create the room (``eager``); the live session's settings if one was resumed instead.
+
+    A room already live under this generated name without a live session of this deployment
+    (an empty room a kept token's join created, or a stale one) is closed and made anew.
+    """
     name = settings.name
     live = state.config.binding.read(create_room(state.livekit, settings))
+    if live is None:
+        logger.info("room %r held no live onboarding session; replacing it", name)
+        with contextlib.suppress(RoomNotFound):
+            delete_room(state.livekit, name)
+        live = state.config.binding.read(create_room(state.livekit, settings))
     if live is None or live.envelope is None:
         raise Forbidden(
             f"The room {name!r} is live but is not an onboarding room of this deployment."
@@ -325,16 +341,23 @@ def _create_or_resume(
         session_id=live.session_id,
         room_sid=live.sid,
     )
-    return _room_settings(state, name, live.envelope, _dispatched_agents(state, ()))
+    return api.RoomConfiguration(name=name)
 
 
 def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
-    marker = {ENDED_KEY: {"session_id": room.session_id, "ended_at": int(time.time())}}
+    """Hold ``room``'s name with a closed marker past the join deadline of every token that
+    may still carry its room configuration (the session's own, or a later one's)."""
+    now = int(time.time())
+    join_by = room.envelope.join_by if room.envelope is not None else 0
+    # +1: LiveKit compares whole seconds; the marker must outlive the last second that counts.
+    hold = max(join_by, now + state.config.token_ttl + JOIN_GRACE) - now + 1
+    marker = {ENDED_KEY: {"session_id": room.session_id, "ended_at": now}}
+    # Both timeouts: a participant who joins the marker and leaves must not close it early.
     settings = api.RoomConfiguration(
         name=room.name,
         metadata=json.dumps(marker),
-        empty_timeout=state.config.token_ttl,
-        departure_timeout=1,
+        empty_timeout=hold,
+        departure_timeout=hold,
     )
     try:
         create_room(state.livekit, settings)

@@ -30,7 +30,7 @@ from .dedupe import RememberedRoom
 from .envelope import OnboardingRoom
 from .errors import BadRequest, Unauthorized
 from .limits import MAX_BODY_DEPTH, json_problem
-from .rooms import live_room
+from .rooms import close_stale_room, live_room
 from .signals import send_contained
 from .state import OnboardingState
 
@@ -202,6 +202,9 @@ def onboarding_room(
     if not name.startswith(binding.prefix):
         return None
     if event.HasField("room") and event.room.metadata:
+        if event.event == "room_started" and binding.stale(event.room):
+            close_stale_room(state.livekit, name)
+            return None
         room = binding.read(event.room)
         if room is not None:
             state.dedupe.remember_room(name, RememberedRoom(event.room.sid, event.room.metadata))

@@ -1,0 +1,198 @@
+"""What an ended session, a worker and a deployment guarantee, against a real livekit-server.
+
+Each test reproduces one way a user, a kept token or a neighbouring deployment could get
+more than the host meant, and checks it is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+from flask import Flask
+from livekit import api, rtc
+
+from flask_livekit_onboarding import Identity
+from flask_livekit_onboarding.devserver import LiveKitDevServer
+from flask_livekit_onboarding.envelope import Envelope
+
+pytestmark = pytest.mark.integration
+
+AGENT = "onboarding-assistant"
+_users = itertools.count()
+
+
+@pytest.fixture
+def user(users: Any) -> Identity:
+    """A user of their own per test (with ``resume`` their room name derives from it)."""
+    users.current = Identity(f"review-user-{next(_users)}", "Ada")
+    users.staff.add("staff-1")
+    return users.current
+
+
+def token(app: Flask, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = app.test_client().post("/livekit/token", json=body or {})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def as_staff(users: Any, app: Flask, method: str, path: str, **kwargs: Any) -> Any:
+    """A request by staff (the host's ``room_authorizer`` lets ``staff-1`` in)."""
+    signed_in, users.current = users.current, Identity("staff-1", "Staff")
+    try:
+        return getattr(app.test_client(), method)(path, **kwargs)
+    finally:
+        users.current = signed_in
+
+
+def refreshed(participant_token: str, server: LiveKitDevServer) -> str:
+    """The refresh token LiveKit pushes to a connected participant: the same claims (grants,
+    room configuration) signed again for ten minutes, as livekit-server's refreshToken does."""
+    claims = jwt.decode(participant_token, options={"verify_signature": False})
+    now = int(time.time())
+    claims.update(nbf=now, exp=now + 600)
+    return jwt.encode(claims, server.api_secret, algorithm="HS256")
+
+
+async def join(url: str, participant_token: str, stay: float = 0.3) -> str:
+    """Join with ``participant_token`` (signalling only) and return the room's metadata."""
+    room = rtc.Room()
+    await room.connect(url, participant_token, rtc.RoomOptions(auto_subscribe=False))
+    try:
+        await asyncio.sleep(stay)
+        return room.metadata
+    finally:
+        await room.disconnect()
+
+
+def livekit_call(server: LiveKitDevServer, call: Any) -> Any:
+    async def run() -> Any:
+        lk = api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
+        try:
+            return await call(lk)
+        finally:
+            await lk.aclose()
+
+    return asyncio.run(run())
+
+
+def dispatches(server: LiveKitDevServer, room_name: str) -> list[api.AgentDispatch]:
+    """The named agents dispatched into ``room_name`` (LiveKit's automatic one left out)."""
+    jobs = livekit_call(server, lambda lk: lk.agent_dispatch.list_dispatch(room_name))
+    return [job for job in jobs if job.agent_name]
+
+
+def live_room(server: LiveKitDevServer, room_name: str) -> api.Room | None:
+    request = api.ListRoomsRequest(names=[room_name])
+    rooms = livekit_call(server, lambda lk: lk.room.list_rooms(request)).rooms
+    return next((room for room in rooms if room.name == room_name), None)
+
+
+def onboarding_record(metadata: str) -> Any:
+    return json.loads(metadata or "{}").get("onboarding")
+
+
+# Finding 2 (eager): a kept join token, or the refresh LiveKit pushed, re-created the ended
+# room with its envelope (old context) and a new agent dispatch.
+@pytest.mark.parametrize("policy", ["resume", "new"])
+def test_eager_a_kept_or_refreshed_token_never_brings_an_ended_session_back(
+    make_app: Any, users: Any, user: Identity, livekit_server: LiveKitDevServer, policy: str
+) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_SESSION_POLICY=policy, LIVEKIT_ONBOARDING_AGENT_NAME=AGENT)
+    body = token(app)
+    name = body["room_name"]
+    assert onboarding_record(asyncio.run(join(body["server_url"], body["participant_token"])))
+    kept = [body["participant_token"], refreshed(body["participant_token"], livekit_server)]
+
+    users.current = None  # the host bans the user: the token endpoint refuses them
+    assert app.test_client().post("/livekit/token", json={}).status_code == 401
+    assert as_staff(users, app, "delete", f"/livekit/rooms/{name}").status_code == 204
+
+    for participant_token in kept:
+        metadata = asyncio.run(join(body["server_url"], participant_token))
+        assert onboarding_record(metadata) is None  # an empty room: no context, no session
+        assert dispatches(livekit_server, name) == []  # and no agent
+        assert as_staff(users, app, "get", f"/livekit/rooms/{name}").status_code == 404
+
+    users.current = user  # the ban is lifted: the user starts afresh, not locked out
+    again = token(app)
+    assert again["resumed"] is False
+    status = as_staff(users, app, "get", f"/livekit/rooms/{again['room_name']}").get_json()
+    assert status["owner"] == user.identity
+    as_staff(users, app, "delete", f"/livekit/rooms/{again['room_name']}")
+
+
+# Findings 2 and 3 (on_join): within its join window a kept token re-created the ended
+# session; with the `new` policy the marker closed a second after someone left it.
+@pytest.mark.parametrize("policy", ["resume", "new"])
+def test_on_join_an_ended_session_stays_ended_within_the_join_window(
+    make_app: Any, users: Any, user: Identity, livekit_server: LiveKitDevServer, policy: str
+) -> None:
+    app = make_app(
+        LIVEKIT_ONBOARDING_SESSION_POLICY=policy,
+        LIVEKIT_ONBOARDING_ROOM_CREATION="on_join",
+        LIVEKIT_ONBOARDING_AGENT_NAME=AGENT,
+    )
+    body = token(app)
+    name = body["room_name"]
+    assert onboarding_record(asyncio.run(join(body["server_url"], body["participant_token"])))
+    kept = refreshed(body["participant_token"], livekit_server)
+    assert as_staff(users, app, "delete", f"/livekit/rooms/{name}").status_code == 204
+
+    for participant_token in (body["participant_token"], kept, kept):
+        metadata = asyncio.run(join(body["server_url"], participant_token))
+        assert onboarding_record(metadata) is None
+        assert json.loads(metadata)["onboarding_ended"]["session_id"]
+        time.sleep(1.5)  # longer than the marker's old departure timeout of one second
+    assert as_staff(users, app, "get", f"/livekit/rooms/{name}").status_code == 404
+    assert dispatches(livekit_server, name) == []
+
+
+# Finding 2 (on_join, after the window): LiveKit's refresh token copies the room
+# configuration for ten minutes at a time; a room it creates after the join deadline is no
+# session: the library closes it and an agent's envelope reader refuses the job.
+def test_on_join_a_refreshed_token_after_the_join_deadline_opens_no_session(
+    make_app: Any, users: Any, user: Identity, livekit_server: LiveKitDevServer
+) -> None:
+    app = make_app(
+        LIVEKIT_ONBOARDING_ROOM_CREATION="on_join",
+        LIVEKIT_ONBOARDING_AGENT_NAME=AGENT,
+        LIVEKIT_ONBOARDING_TOKEN_TTL=1,
+    )
+    body = token(app)
+    name = body["room_name"]
+    claims = jwt.decode(body["participant_token"], options={"verify_signature": False})
+    join_by = onboarding_record(claims["roomConfig"]["metadata"])["join_by"]
+    assert join_by <= int(time.time()) + 1 + 65
+    assert onboarding_record(asyncio.run(join(body["server_url"], body["participant_token"])))
+    kept = refreshed(body["participant_token"], livekit_server)
+    assert as_staff(users, app, "delete", f"/livekit/rooms/{name}").status_code == 204
+
+    # Past the deadline the marker is gone, and LiveKit re-creates the room from the token.
+    while time.time() < join_by + 2 or live_room(livekit_server, name) is not None:
+        time.sleep(1)
+
+    async def rejoin() -> None:
+        room = rtc.Room()
+        await room.connect(body["server_url"], kept, rtc.RoomOptions(auto_subscribe=False))
+        try:
+            jobs = await asyncio.to_thread(dispatches, livekit_server, name)
+            info = await asyncio.to_thread(live_room, livekit_server, name)
+            # What LiveKit created is refused everywhere: the agent's reader and the routes.
+            assert info is not None and jobs
+            job_envelope = Envelope.from_metadata(jobs[0].metadata)
+            assert job_envelope is not None and job_envelope.stale_for(info)
+            room_envelope = Envelope.from_metadata(room.metadata)
+            assert room_envelope is not None and room_envelope.stale_for(info)
+            status = await asyncio.to_thread(as_staff, users, app, "get", f"/livekit/rooms/{name}")
+            assert status.status_code == 404
+            assert await asyncio.to_thread(live_room, livekit_server, name) is None
+        finally:
+            await room.disconnect()
+
+    asyncio.run(rejoin())
