@@ -51,6 +51,9 @@ MAX_BODY_BYTES = 256 * 1024
 #: Deepest nesting of an onboarding context (the context object is level 1), from the
 #: ``context_provider`` or a PATCH; at most 62, so the stored envelope stays readable.
 MAX_CONTEXT_DEPTH = 16
+#: Largest the owner's client notes may grow, in bytes of compact JSON: the rest of LiveKit's
+#: 64 KiB of room metadata stays the host's, so notes never block a context update.
+MAX_CLIENT_BYTES = 8 * 1024
 #: Largest participant token issued, in bytes. Clients send it in the WebSocket URL, and
 #: nginx refuses a request line over 8 KiB by default.
 MAX_TOKEN_BYTES = 6144
@@ -91,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "MAX_BODY_BYTES": MAX_BODY_BYTES,
     _PREFIX + "MAX_CONTEXT_DEPTH": MAX_CONTEXT_DEPTH,
     _PREFIX + "MAX_TOKEN_BYTES": MAX_TOKEN_BYTES,
+    _PREFIX + "MAX_CLIENT_BYTES": MAX_CLIENT_BYTES,
     _PREFIX + "OPENAPI": OPENAPI,
     _PREFIX + "WEBHOOK_MAX_AGE": WEBHOOK_MAX_AGE,
     _PREFIX + "WEBHOOK_DEDUPE_WINDOW": WEBHOOK_DEDUPE_WINDOW,
@@ -143,6 +147,7 @@ class OnboardingConfig:
     redis_url: str | None
     webhook_delivery: str = WEBHOOK_DELIVERY
     webhook_claim_ttl: int = WEBHOOK_CLAIM_TTL
+    max_client_bytes: int = MAX_CLIENT_BYTES
 
     def __repr__(self) -> str:
         return (
@@ -229,6 +234,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         redis_url=_text(config[_PREFIX + "REDIS_URL"]) or None,
         webhook_delivery=_webhook_delivery(config[_PREFIX + "WEBHOOK_DELIVERY"]),
         webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
+        max_client_bytes=_client_bytes(config),
     )
 
 
@@ -239,6 +245,16 @@ def _signing_key(configured: str, api_secret: str) -> bytes:
     return hmac.new(
         api_secret.encode(), b"flask-livekit-onboarding room binding", "sha256"
     ).digest()
+
+
+def _client_bytes(config: Mapping[str, Any]) -> int:
+    limit: int = _number(config, "MAX_CLIENT_BYTES", int, minimum=0)
+    # Half of the metadata at most: the host's context must always have room.
+    if limit > MAX_METADATA_BYTES // 2:
+        raise ConfigurationError(
+            f"{_PREFIX}MAX_CLIENT_BYTES must be at most {MAX_METADATA_BYTES // 2}, got {limit}"
+        )
+    return limit
 
 
 def _webhook_delivery(value: Any) -> str:

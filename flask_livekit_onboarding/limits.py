@@ -126,6 +126,17 @@ def check_stored_json(value: Any, key: str, max_depth: int, *, hook: str | None 
         raise
 
 
+def check_client_notes(notes: Any, limit: int) -> None:
+    """Refuse (422 naming ``client``) notes larger than ``limit`` bytes of compact JSON."""
+    size = len(json.dumps(notes, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise ValidationFailed(
+            f"client notes would be {size} bytes, over the limit of {limit} "
+            "(LIVEKIT_ONBOARDING_MAX_CLIENT_BYTES).",
+            field="client",
+        )
+
+
 def check_identity(identity: Identity, hook: str = "identity_loader") -> Identity:
     """Apply the token request's limits to an :class:`Identity` a host hook returned.
 

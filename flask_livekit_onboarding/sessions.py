@@ -26,7 +26,7 @@ from .config import MAX_METADATA_BYTES
 from .envelope import Envelope, OnboardingRoom, job_metadata
 from .errors import ApiError, ConfigurationError, Forbidden, RoomNotFound, ValidationFailed
 from .hooks import Identity
-from .limits import check_participant_token, check_stored_json
+from .limits import check_client_notes, check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
 from .rooms import (
     create_room,
@@ -191,16 +191,16 @@ def update_context(
     """
     if context is None and client is None:
         raise ValidationFailed("Send context or client to update.", field="context")
+    # Who may act is settled before the lock: a refused caller never holds up the room.
+    checked = require_room(state, room_name, None, "update_context")
+    _authorize_update(state, caller, checked, context, client)
     # One update of a room at a time, from the read to the confirmed write: LiveKit has no
     # compare-and-set, so two interleaved merges would silently lose one of them.
     wait, lease = lock_bounds(state.config)
     with state.locks.hold(room_name, wait=wait, lease=lease):
         room = require_room(state, room_name, None, "update_context")
-        if caller is not None:
-            if context is not None:
-                authorize(state.hooks, caller, room, "update_context", owner_may=False)
-            if client is not None:
-                authorize(state.hooks, caller, room, "update_client")
+        if room.session_id != checked.session_id:  # a new session (another owner) by now
+            _authorize_update(state, caller, room, context, client)
         assert room.envelope is not None
         envelope = room.envelope
         new_context = envelope.context
@@ -212,6 +212,8 @@ def update_context(
         blame = "context" if context is not None else "client"
         check_stored_json(new_context, "context", state.config.max_context_depth)
         check_stored_json(new_client, "client", state.config.max_context_depth)
+        if client is not None:
+            check_client_notes(new_client, state.config.max_client_bytes)
         try:
             updated = state.config.binding.sign(
                 room.name, replace(envelope, context=new_context, client=new_client)
@@ -236,6 +238,21 @@ def update_context(
         session_id=updated.session_id,
     )
     return result
+
+
+def _authorize_update(
+    state: OnboardingState,
+    caller: Identity | None,
+    room: OnboardingRoom,
+    context: Mapping[str, Any] | None,
+    client: Mapping[str, Any] | None,
+) -> None:
+    if caller is None:
+        return
+    if context is not None:
+        authorize(state.hooks, caller, room, "update_context", owner_may=False)
+    if client is not None:
+        authorize(state.hooks, caller, room, "update_client")
 
 
 def end_session(state: OnboardingState, caller: Identity | None, room_name: str) -> OnboardingRoom:

@@ -196,3 +196,61 @@ def test_on_join_a_refreshed_token_after_the_join_deadline_opens_no_session(
             await room.disconnect()
 
     asyncio.run(rejoin())
+
+
+# Finding 6: the owner's notes, grown toward 64 KiB, made staff's context update, staff's join
+# token and the owner's own resume fail with a 422 that blamed something else.
+def test_the_owners_notes_never_lock_the_host_out(
+    make_app: Any, users: Any, user: Identity, livekit_server: LiveKitDevServer
+) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_SESSION_POLICY="resume")
+    name = token(app)["room_name"]
+    notes = app.test_client().patch(
+        f"/livekit/rooms/{name}/context", json={"client": {"notes": "n" * 9000}}
+    )
+    assert notes.status_code == 422 and notes.get_json()["error"]["field"] == "client"
+    assert "client notes" in notes.get_json()["error"]["message"]
+    kept = app.test_client().patch(
+        f"/livekit/rooms/{name}/context", json={"client": {"notes": "n" * 8000}}
+    )
+    assert kept.status_code == 200, kept.get_json()
+
+    big_context = {"catalogue": "c" * 50_000}
+    patched = as_staff(
+        users, app, "patch", f"/livekit/rooms/{name}/context", json={"context": big_context}
+    )
+    assert patched.status_code == 200, patched.get_json()
+    staff_join = as_staff(users, app, "post", "/livekit/token", json={"room_name": name})
+    assert staff_join.status_code == 201, staff_join.get_json()
+    resumed = token(app)
+    assert resumed["resumed"] is True and resumed["room_name"] == name
+    metadata = asyncio.run(join(resumed["server_url"], resumed["participant_token"]))
+    assert onboarding_record(metadata)["context"]["catalogue"] == big_context["catalogue"]
+    as_staff(users, app, "delete", f"/livekit/rooms/{name}")
+
+
+# Finding 7: the context lock was taken before authorization, so callers that end in 403 made
+# staff's updates fail with 503 context_busy.
+def test_a_refused_context_update_never_waits_for_the_rooms_lock(
+    make_app: Any, users: Any, user: Identity, redis_server: str
+) -> None:
+    from flask_livekit_onboarding.state import get_state
+
+    app = make_app(LIVEKIT_ONBOARDING_REDIS_URL=redis_server)
+    name = token(app)["room_name"]
+    locks = get_state(app).locks
+    handle = locks.acquire(name, wait=1, lease=60)  # an update in progress elsewhere
+    assert handle is not None
+    try:
+        refused = app.test_client().patch(
+            f"/livekit/rooms/{name}/context", json={"context": {"plan": "free"}}
+        )
+        # Before: it waited for the lock and answered 503 context_busy.
+        assert refused.status_code == 403, refused.get_json()
+    finally:
+        locks.release(name, handle)
+    patched = as_staff(
+        users, app, "patch", f"/livekit/rooms/{name}/context", json={"context": {"plan": "pro"}}
+    )
+    assert patched.status_code == 200
+    as_staff(users, app, "delete", f"/livekit/rooms/{name}")
