@@ -39,6 +39,9 @@ MAX_PARTICIPANTS = 0
 AGENT_NAME: str | None = None
 #: Further agent names a client may ask for in ``room_config.agents``.
 ALLOWED_AGENTS: tuple[str, ...] = ()
+#: LiveKit Cloud agent deployments a client may name in ``room_config.agents[].deployment``;
+#: empty: a request naming any deployment is refused (403).
+ALLOWED_AGENT_DEPLOYMENTS: tuple[str, ...] = ()
 #: Let clients add their own metadata to the agents they request; it reaches the agent beside
 #: the server's envelope, marked as the client's. Off: such a request is refused (403).
 ALLOW_CLIENT_AGENT_METADATA = False
@@ -88,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "MAX_PARTICIPANTS": MAX_PARTICIPANTS,
     _PREFIX + "AGENT_NAME": AGENT_NAME,
     _PREFIX + "ALLOWED_AGENTS": ALLOWED_AGENTS,
+    _PREFIX + "ALLOWED_AGENT_DEPLOYMENTS": ALLOWED_AGENT_DEPLOYMENTS,
     _PREFIX + "ALLOW_CLIENT_IDENTITY": ALLOW_CLIENT_IDENTITY,
     _PREFIX + "ALLOW_CLIENT_AGENT_METADATA": ALLOW_CLIENT_AGENT_METADATA,
     _PREFIX + "ALLOW_ANONYMOUS": ALLOW_ANONYMOUS,
@@ -106,7 +110,8 @@ WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
 REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 ROOM_CREATION_MODES = ("eager", "on_join")
 SESSION_POLICIES = ("resume", "new")
-#: LiveKit's limits on names and on metadata/attributes, checked before anything is signed.
+#: LiveKit's limits on names and on metadata/attributes, in bytes of UTF-8 as LiveKit counts
+#: them, checked before anything is signed.
 MAX_NAME_LENGTH = 256
 MAX_METADATA_BYTES = 64 * 1024
 
@@ -148,6 +153,7 @@ class OnboardingConfig:
     webhook_delivery: str = WEBHOOK_DELIVERY
     webhook_claim_ttl: int = WEBHOOK_CLAIM_TTL
     max_client_bytes: int = MAX_CLIENT_BYTES
+    allowed_agent_deployments: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return (
@@ -193,8 +199,8 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
     if not isinstance(prefix, str) or (prefix and not prefix.startswith("/")):
         raise ConfigurationError(f"{_PREFIX}URL_PREFIX must be a path starting with '/'")
     room_prefix = config[_PREFIX + "ROOM_PREFIX"]
-    if not isinstance(room_prefix, str) or len(room_prefix) > 64:
-        raise ConfigurationError(f"{_PREFIX}ROOM_PREFIX must be a string of at most 64 characters")
+    if not isinstance(room_prefix, str) or len(room_prefix.encode()) > 64:
+        raise ConfigurationError(f"{_PREFIX}ROOM_PREFIX must be a string of at most 64 bytes")
     if _number(config, "WEBHOOK_DEDUPE_WINDOW", int, minimum=1) < _number(
         config, "WEBHOOK_MAX_AGE", int, minimum=1
     ):
@@ -202,9 +208,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         raise ConfigurationError(
             f"{_PREFIX}WEBHOOK_DEDUPE_WINDOW must be at least {_PREFIX}WEBHOOK_MAX_AGE"
         )
-    agents = config[_PREFIX + "ALLOWED_AGENTS"]
-    if isinstance(agents, str):
-        agents = [a.strip() for a in agents.split(",") if a.strip()]
+    agents = _names(config[_PREFIX + "ALLOWED_AGENTS"])
     return OnboardingConfig(
         url=url,
         api_key=str(config["LIVEKIT_API_KEY"]),
@@ -221,7 +225,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         departure_timeout=_number(config, "DEPARTURE_TIMEOUT", int, minimum=0),
         max_participants=_number(config, "MAX_PARTICIPANTS", int, minimum=0),
         agent_name=_text(config[_PREFIX + "AGENT_NAME"]) or None,
-        allowed_agents=frozenset(str(a) for a in agents),
+        allowed_agents=agents,
         allow_client_identity=_flag(config, "ALLOW_CLIENT_IDENTITY"),
         allow_client_agent_metadata=_flag(config, "ALLOW_CLIENT_AGENT_METADATA"),
         allow_anonymous=_flag(config, "ALLOW_ANONYMOUS"),
@@ -235,6 +239,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         webhook_delivery=_webhook_delivery(config[_PREFIX + "WEBHOOK_DELIVERY"]),
         webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
         max_client_bytes=_client_bytes(config),
+        allowed_agent_deployments=_names(config[_PREFIX + "ALLOWED_AGENT_DEPLOYMENTS"]),
     )
 
 
@@ -245,6 +250,13 @@ def _signing_key(configured: str, api_secret: str) -> bytes:
     return hmac.new(
         api_secret.encode(), b"flask-livekit-onboarding room binding", "sha256"
     ).digest()
+
+
+def _names(value: Any) -> frozenset[str]:
+    """A list of names, or one comma-separated string of them (from the environment)."""
+    if isinstance(value, str):
+        value = [name.strip() for name in value.split(",") if name.strip()]
+    return frozenset(str(name) for name in value or ())
 
 
 def _client_bytes(config: Mapping[str, Any]) -> int:

@@ -469,6 +469,12 @@ def _dispatched_agents(
                 "LIVEKIT_ONBOARDING_ALLOWED_AGENTS.",
                 field=f"{where}.agent_name",
             )
+        if agent.deployment and agent.deployment not in config.allowed_agent_deployments:
+            raise Forbidden(
+                f"Agent deployment {agent.deployment!r} may not be requested: add it to "
+                "LIVEKIT_ONBOARDING_ALLOWED_AGENT_DEPLOYMENTS.",
+                field=f"{where}.deployment",
+            )
         if agent.metadata and not config.allow_client_agent_metadata:
             raise Forbidden(
                 "Agents get their data from the server; this deployment does not let clients "

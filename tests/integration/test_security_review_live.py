@@ -254,3 +254,37 @@ def test_a_refused_context_update_never_waits_for_the_rooms_lock(
     )
     assert patched.status_code == 200
     as_staff(users, app, "delete", f"/livekit/rooms/{name}")
+
+
+# Finding 9: LiveKit counts identity bytes; a 200-character, 400-byte identity got a 201 and
+# a live room with an agent dispatch, and then LiveKit refused the join.
+def test_an_identity_over_livekits_byte_limit_is_refused_before_any_room_exists(
+    make_app: Any, users: Any, livekit_server: LiveKitDevServer
+) -> None:
+    from flask_livekit_onboarding.state import get_state
+
+    users.current = Identity("é" * 200, "Ada")  # 200 characters, 400 bytes
+    app = make_app(LIVEKIT_ONBOARDING_SESSION_POLICY="resume", LIVEKIT_ONBOARDING_AGENT_NAME=AGENT)
+    response = app.test_client().post("/livekit/token", json={})
+
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["field"] == "participant_identity" and "bytes" in error["message"]
+    name = get_state(app).config.binding.room_name_for(users.current.identity)
+    assert live_room(livekit_server, name) is None
+
+
+# Finding 8: room_config.agents[].deployment was passed to LiveKit unchecked.
+def test_an_agent_deployment_must_be_allowed(make_app: Any, users: Any, user: Identity) -> None:
+    agents = {"agents": [{"agent_name": AGENT, "deployment": "internal-debug"}]}
+    app = make_app(LIVEKIT_ONBOARDING_ALLOWED_AGENTS=AGENT)
+    refused = app.test_client().post("/livekit/token", json={"room_config": agents})
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["field"] == "room_config.agents[0].deployment"
+
+    allowing = make_app(
+        LIVEKIT_ONBOARDING_ALLOWED_AGENTS=AGENT,
+        LIVEKIT_ONBOARDING_ALLOWED_AGENT_DEPLOYMENTS="internal-debug",
+    )
+    name = token(allowing, {"room_config": agents})["room_name"]
+    as_staff(users, allowing, "delete", f"/livekit/rooms/{name}")
