@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,9 @@ OPENAPI = True
 WEBHOOK_MAX_AGE = 300
 #: Seconds an event id is remembered to drop LiveKit's retries and duplicates.
 WEBHOOK_DEDUPE_WINDOW = 900
+#: Name of this deployment in shared stores: deployments sharing one Redis must each set their
+#: own, or they take each other's webhook events for duplicates. None: no namespace.
+NAMESPACE: str | None = None
 #: Redis URL for webhook de-duplication shared by several workers; None keeps it in process.
 REDIS_URL: str | None = None
 #: ``at_least_once``: an event whose required receiver fails (or whose process dies while
@@ -103,6 +107,7 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "WEBHOOK_MAX_AGE": WEBHOOK_MAX_AGE,
     _PREFIX + "WEBHOOK_DEDUPE_WINDOW": WEBHOOK_DEDUPE_WINDOW,
     _PREFIX + "REDIS_URL": REDIS_URL,
+    _PREFIX + "NAMESPACE": NAMESPACE,
     _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
     _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
 }
@@ -154,6 +159,7 @@ class OnboardingConfig:
     webhook_claim_ttl: int = WEBHOOK_CLAIM_TTL
     max_client_bytes: int = MAX_CLIENT_BYTES
     allowed_agent_deployments: frozenset[str] = frozenset()
+    namespace: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -165,6 +171,11 @@ class OnboardingConfig:
     def binding(self) -> RoomBinding:
         """The room prefix and key that make a room this deployment's."""
         return RoomBinding(self.room_prefix, self.signing_key)
+
+    def redis_key_prefix(self, kind: str) -> str:
+        """The prefix of this deployment's Redis keys of ``kind`` (``webhook``, ``room``, ...)."""
+        namespace = f"{self.namespace}:" if self.namespace else ""
+        return f"livekit-onboarding:{namespace}{kind}:"
 
     @property
     def agent_names(self) -> frozenset[str]:
@@ -240,6 +251,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
         max_client_bytes=_client_bytes(config),
         allowed_agent_deployments=_names(config[_PREFIX + "ALLOWED_AGENT_DEPLOYMENTS"]),
+        namespace=_namespace(config[_PREFIX + "NAMESPACE"]),
     )
 
 
@@ -250,6 +262,15 @@ def _signing_key(configured: str, api_secret: str) -> bytes:
     return hmac.new(
         api_secret.encode(), b"flask-livekit-onboarding room binding", "sha256"
     ).digest()
+
+
+def _namespace(value: Any) -> str | None:
+    text = _text(value)
+    if value is not None and not text or text and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text):
+        raise ConfigurationError(
+            f"{_PREFIX}NAMESPACE must be 1 to 64 letters, digits, '.', '_' or '-', got {value!r}"
+        )
+    return text or None
 
 
 def _names(value: Any) -> frozenset[str]:

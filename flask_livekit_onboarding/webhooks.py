@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from blinker import NamedSignal
@@ -207,7 +207,7 @@ def onboarding_room(
             return None
         room = binding.read(event.room)
         if room is not None:
-            state.dedupe.remember_room(name, RememberedRoom(event.room.sid, event.room.metadata))
+            state.dedupe.remember_room(name, _remembered(event.room.sid, room))
         return room
     if event.event not in _EVENTS_WITHOUT_ROOM_METADATA:
         return None  # the whole room, with no metadata: not an onboarding room
@@ -216,12 +216,19 @@ def onboarding_room(
     if live is not None and (not sid or live.sid == sid):
         room = binding.read(live)
         if room is not None:
-            state.dedupe.remember_room(name, RememberedRoom(live.sid, live.metadata))
+            state.dedupe.remember_room(name, _remembered(live.sid, room))
             return room
     remembered = state.dedupe.recall_room(name)
     if remembered is None or (sid and remembered.sid and remembered.sid != sid):
         return None
     return binding.read(api.Room(name=name, sid=remembered.sid, metadata=remembered.metadata))
+
+
+def _remembered(sid: str, room: OnboardingRoom) -> RememberedRoom:
+    """What the store keeps of a room: its signed envelope without the users' notes, which
+    are not the host's word and would let a user decide how much every worker holds."""
+    assert room.envelope is not None
+    return RememberedRoom(sid, replace(room.envelope, client={}).to_metadata())
 
 
 def announce(app: Flask, delivery: Delivery) -> list[Any]:

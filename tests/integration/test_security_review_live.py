@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 from typing import Any
 
@@ -288,3 +289,95 @@ def test_an_agent_deployment_must_be_allowed(make_app: Any, users: Any, user: Id
     )
     name = token(allowing, {"room_config": agents})["room_name"]
     as_staff(users, allowing, "delete", f"/livekit/rooms/{name}")
+
+
+class FanOut:
+    """Two deployments behind the one webhook URL of the session's livekit-server: each
+    delivery reaches both, and what each answered is recorded."""
+
+    def __init__(self, apps: dict[str, Flask], port: int) -> None:
+        from werkzeug.serving import make_server
+
+        self.apps = apps
+        self.answers: dict[str, list[tuple[str, str, str]]] = {key: [] for key in apps}
+        self._server = make_server("127.0.0.1", port, self._wsgi, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _wsgi(self, environ: Any, start_response: Any) -> list[bytes]:
+        from werkzeug.wrappers import Request
+
+        request = Request(environ)
+        body = request.get_data()
+        event = json.loads(body)
+        for key, app in self.apps.items():
+            response = app.test_client().post(
+                "/livekit/webhook",
+                data=body,
+                headers={"Authorization": request.headers.get("Authorization", "")},
+                content_type=request.content_type,
+            )
+            status = (response.get_json() or {}).get("status", str(response.status_code))
+            room = event.get("room", {}).get("name", "")
+            self.answers[key].append((event["event"], room, status))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    def seen(self, key: str, event: str, rooms: set[str]) -> dict[str, str]:
+        return {
+            room: status
+            for kind, room, status in self.answers[key]
+            if kind == event and room in rooms
+        }
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+
+# Findings 4 and 5: two deployments sharing a Redis took each other's events for duplicates
+# (no namespace could be set), and the store kept each room's full metadata, the owner's
+# notes included, for a day.
+def test_deployments_sharing_a_redis_each_get_every_event_and_the_store_keeps_no_notes(
+    make_app: Any,
+    users: Any,
+    user: Identity,
+    redis_server: str,
+    livekit_webhook_port: int,
+) -> None:
+    import redis
+
+    apps = {
+        key: make_app(LIVEKIT_ONBOARDING_REDIS_URL=redis_server, LIVEKIT_ONBOARDING_NAMESPACE=key)
+        for key in ("deployment-a", "deployment-b")
+    }
+    fanout = FanOut(apps, livekit_webhook_port)
+    try:
+        app = apps["deployment-a"]
+        sessions = [token(app) for _ in range(4)]
+        rooms = {session["room_name"] for session in sessions}
+        first = sessions[0]
+        notes = app.test_client().patch(
+            f"/livekit/rooms/{first['room_name']}/context", json={"client": {"notes": "n" * 8000}}
+        )
+        assert notes.status_code == 200
+        asyncio.run(join(first["server_url"], first["participant_token"], stay=1))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+            len(fanout.seen(key, "room_started", rooms)) == len(rooms)
+            and fanout.seen(key, "participant_joined", rooms)
+            for key in apps
+        ):
+            time.sleep(0.2)
+        for key in apps:
+            assert fanout.seen(key, "room_started", rooms) == dict.fromkeys(rooms, "accepted")
+            assert set(fanout.seen(key, "participant_joined", rooms).values()) == {"accepted"}
+
+        stored = redis.Redis.from_url(redis_server).get(
+            f"livekit-onboarding:deployment-a:room:{first['room_name']}"
+        )
+        assert stored is not None and b"nnnn" not in stored and len(stored) < 1024
+        for session in sessions:
+            as_staff(users, app, "delete", f"/livekit/rooms/{session['room_name']}")
+    finally:
+        fanout.close()
