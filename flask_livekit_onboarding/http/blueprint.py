@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, Rule
 
 from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
 from ..state import get_state
@@ -54,6 +54,7 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     add_route(bp, "/rooms/<room_name>/context", "update_context", update_context, ["PATCH"])
     add_route(bp, "/openapi.json", "openapi", openapi_document, ["GET"])
     bp.record(_claim_the_prefix)
+    bp.record(_refuse_every_other_method)
     return bp
 
 
@@ -107,6 +108,43 @@ def _claim_the_prefix(state: BlueprintSetupState) -> None:
         )
 
 
+def _refuse_every_other_method(state: BlueprintSetupState) -> None:
+    """Answer any method no rule lists (``FOO``, ``PURGE``, ...) on the blueprint's paths with
+    its JSON 405 (or 404 below the prefix), like the registered ones.
+
+    A werkzeug rule without methods matches every method; added after the blueprint's own
+    rules, it is only reached when none of them takes the method.
+    """
+    endpoint_prefix = ".".join(p for p in (state.name_prefix, state.name) if p) + "."
+    paths: dict[str, tuple[Rule, set[str]]] = {}
+    for rule in list(state.app.url_map.iter_rules()):
+        if not rule.endpoint.startswith(endpoint_prefix) or rule.rule in paths:
+            continue
+        served = {
+            method
+            for other in state.app.url_map.iter_rules()
+            if other.rule == rule.rule and not other.endpoint.endswith(_REFUSING)
+            for method in other.methods or ()
+        }
+        paths[rule.rule] = (rule, served)
+    for index, (path, (rule, served)) in enumerate(paths.items()):
+        endpoint = f"{endpoint_prefix}any_method_{index}"
+        if rule.endpoint.endswith((".not_found", ".not_found_below")):
+            view: Callable[..., Any] = _not_found
+        else:
+            view = partial(_method_not_allowed, sorted(served - {"HEAD", "OPTIONS"}))
+        state.app.url_map.add(
+            Rule(
+                path,
+                endpoint=endpoint,
+                methods=None,
+                merge_slashes=False,
+                strict_slashes=rule.strict_slashes,
+            )
+        )
+        state.app.view_functions[endpoint] = view
+
+
 def _rule(
     bp: Blueprint,
     rule: str,
@@ -147,7 +185,7 @@ def _limit_body() -> None:
 def _no_store(response: Response) -> Response:
     # Tokens, contexts and participant lists must never be cached by a browser or a proxy.
     response.headers["Cache-Control"] = "no-store"
-    if request.method == "OPTIONS" and "Allow" in response.headers:
+    if request.method == "OPTIONS" and response.status_code < 300:
         response.headers["Allow"] = ", ".join(_served_methods())
     return response
 
