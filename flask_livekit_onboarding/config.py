@@ -50,6 +50,9 @@ ALLOW_CLIENT_AGENT_METADATA = False
 ALLOW_CLIENT_IDENTITY = False
 #: Demo mode: with no identity hook, give every caller a random guest identity.
 ALLOW_ANONYMOUS = False
+#: Seconds a demo guest keeps its identity; after that its browser gets a new guest, and a
+#: copied guest cookie stops counting.
+GUEST_TTL = 3600
 #: Largest request body accepted by the blueprint, in bytes.
 MAX_BODY_BYTES = 256 * 1024
 #: Deepest nesting of an onboarding context (the context object is level 1), from the
@@ -99,6 +102,7 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "ALLOW_CLIENT_IDENTITY": ALLOW_CLIENT_IDENTITY,
     _PREFIX + "ALLOW_CLIENT_AGENT_METADATA": ALLOW_CLIENT_AGENT_METADATA,
     _PREFIX + "ALLOW_ANONYMOUS": ALLOW_ANONYMOUS,
+    _PREFIX + "GUEST_TTL": GUEST_TTL,
     _PREFIX + "MAX_BODY_BYTES": MAX_BODY_BYTES,
     _PREFIX + "MAX_CONTEXT_DEPTH": MAX_CONTEXT_DEPTH,
     _PREFIX + "MAX_TOKEN_BYTES": MAX_TOKEN_BYTES,
@@ -160,6 +164,7 @@ class OnboardingConfig:
     max_client_bytes: int = MAX_CLIENT_BYTES
     allowed_agent_deployments: frozenset[str] = frozenset()
     namespace: str | None = None
+    guest_ttl: int = GUEST_TTL
 
     def __repr__(self) -> str:
         return (
@@ -252,6 +257,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         max_client_bytes=_client_bytes(config),
         allowed_agent_deployments=_names(config[_PREFIX + "ALLOWED_AGENT_DEPLOYMENTS"]),
         namespace=_namespace(config[_PREFIX + "NAMESPACE"]),
+        guest_ttl=_number(config, "GUEST_TTL", int, minimum=1),
     )
 
 

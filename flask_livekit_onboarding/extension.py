@@ -85,6 +85,11 @@ class LiveKitOnboarding:
         """The per-app state of ``app`` (default: the current app)."""
         return get_state(app)
 
+    def revoke_guest(self, identity: str, app: Flask | None = None) -> None:
+        """Stop honouring the demo guest ``identity`` (and any copy of its cookie) at once;
+        its browser gets a new guest on its next request."""
+        get_state(app).guests.revoke(identity)
+
     def update_context(
         self,
         room_name: str,

@@ -269,6 +269,9 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
     logger.info("onboarding room %r ended by %r", room.name, ended_by)
     if state.config.room_creation == "on_join":
         _leave_ended_marker(state, room)
+    if state.config.allow_anonymous and state.hooks.identity_loader is None:
+        # A demo guest's session ends with the guest: a copy of its cookie starts afresh.
+        state.guests.revoke(room.owner)
     send_contained(
         signals.session_ended,
         _app(),

@@ -381,3 +381,58 @@ def test_deployments_sharing_a_redis_each_get_every_event_and_the_store_keeps_no
             as_staff(users, app, "delete", f"/livekit/rooms/{session['room_name']}")
     finally:
         fanout.close()
+
+
+# Finding 11: a copied guest cookie was honoured for 31 days with no way to revoke it.
+def test_a_copied_guest_cookie_stops_counting_once_revoked_or_expired(
+    make_app: Any, livekit_server: LiveKitDevServer
+) -> None:
+    from flask_livekit_onboarding import LiveKitOnboarding
+
+    extension = LiveKitOnboarding()
+    app = make_app(
+        extension,
+        LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=True,
+        LIVEKIT_ONBOARDING_SESSION_POLICY="resume",
+        LIVEKIT_ONBOARDING_GUEST_TTL=3,
+    )
+    browser = app.test_client()
+    name = browser.post("/livekit/token", json={}).get_json()["room_name"]
+    copy = app.test_client()
+    copy.set_cookie("session", browser.get_cookie("session").value)
+    assert copy.get(f"/livekit/rooms/{name}").status_code == 200  # the copy is the guest
+
+    assert browser.delete(f"/livekit/rooms/{name}").status_code == 204  # the session ends
+    assert copy.get(f"/livekit/rooms/{name}").status_code == 404
+    assert copy.post("/livekit/token", json={}).get_json()["room_name"] != name
+
+    again = browser.post("/livekit/token", json={}).get_json()["room_name"]
+    time.sleep(3.5)  # past LIVEKIT_ONBOARDING_GUEST_TTL
+    assert browser.post("/livekit/token", json={}).get_json()["room_name"] != again
+    livekit_call(livekit_server, lambda lk: lk.room.delete_room(api.DeleteRoomRequest(room=again)))
+
+
+# Finding 11: methods outside the extension's list got Flask's HTML 405 without no-store.
+@pytest.mark.parametrize("method", ["FOO", "PURGE", "LINK"])
+@pytest.mark.parametrize(
+    "path", ["/livekit/token", "/livekit/rooms/onboarding-x", "/livekit/rooms/onboarding-x/context"]
+)
+def test_every_method_on_every_route_answers_json_without_caching(
+    app: Flask, method: str, path: str
+) -> None:
+    response = app.test_client().open(path, method=method)
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+# Finding 11: `flask livekit token --identity` accepted control characters.
+@pytest.mark.parametrize("option", ["--identity", "--name"])
+def test_the_cli_refuses_control_characters_like_the_routes(app: Flask, option: str) -> None:
+    args = ["livekit", "token", "--identity", "ada"]
+    args += [option, "ada\nINFO forged line"] if option == "--name" else []
+    if option == "--identity":
+        args[3] = "ada\x1b]0;pwned\x07"
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 2
+    assert f"Invalid value for {option}: must not contain control characters" in result.output
