@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hmac
 import re
 from collections.abc import Mapping
@@ -28,6 +29,11 @@ SESSION_POLICY = "resume"
 #: Key binding rooms to this deployment (signed envelopes, per-user room names). None derives
 #: one from the API secret; set one per deployment when several share a LiveKit project.
 SIGNING_KEY: str | None = None
+#: Signing keys of a rotation, still accepted (never used to sign) until
+#: ``PREVIOUS_SIGNING_KEYS_UNTIL``; ``default`` names the key derived from the API secret.
+PREVIOUS_SIGNING_KEYS: tuple[str, ...] = ()
+#: When the previous signing keys stop counting: unix seconds or an ISO 8601 date and time.
+PREVIOUS_SIGNING_KEYS_UNTIL: float | str | None = None
 #: Upper bound, in seconds, on every call to the LiveKit server API.
 REQUEST_TIMEOUT = 5.0
 #: Seconds an onboarding room stays open with nobody in it before LiveKit closes it.
@@ -92,6 +98,8 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "TOKEN_TTL": TOKEN_TTL,
     _PREFIX + "SESSION_POLICY": SESSION_POLICY,
     _PREFIX + "SIGNING_KEY": SIGNING_KEY,
+    _PREFIX + "PREVIOUS_SIGNING_KEYS": PREVIOUS_SIGNING_KEYS,
+    _PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL": PREVIOUS_SIGNING_KEYS_UNTIL,
     _PREFIX + "REQUEST_TIMEOUT": REQUEST_TIMEOUT,
     _PREFIX + "EMPTY_TIMEOUT": EMPTY_TIMEOUT,
     _PREFIX + "DEPARTURE_TIMEOUT": DEPARTURE_TIMEOUT,
@@ -165,6 +173,10 @@ class OnboardingConfig:
     allowed_agent_deployments: frozenset[str] = frozenset()
     namespace: str | None = None
     guest_ttl: int = GUEST_TTL
+    previous_signing_keys: tuple[bytes, ...] = ()
+    previous_signing_keys_until: float = 0.0
+    #: True when no signing key is set and the one derived from the API secret is used.
+    signing_key_derived: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -175,7 +187,12 @@ class OnboardingConfig:
     @property
     def binding(self) -> RoomBinding:
         """The room prefix and key that make a room this deployment's."""
-        return RoomBinding(self.room_prefix, self.signing_key)
+        return RoomBinding(
+            self.room_prefix,
+            self.signing_key,
+            self.previous_signing_keys,
+            self.previous_signing_keys_until,
+        )
 
     def redis_key_prefix(self, kind: str) -> str:
         """The prefix of this deployment's Redis keys of ``kind`` (``webhook``, ``room``, ...)."""
@@ -258,6 +275,9 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         allowed_agent_deployments=_names(config[_PREFIX + "ALLOWED_AGENT_DEPLOYMENTS"]),
         namespace=_namespace(config[_PREFIX + "NAMESPACE"]),
         guest_ttl=_number(config, "GUEST_TTL", int, minimum=1),
+        previous_signing_keys=_previous_keys(config),
+        previous_signing_keys_until=_until(config),
+        signing_key_derived=not signing_key,
     )
 
 
@@ -277,6 +297,48 @@ def _namespace(value: Any) -> str | None:
             f"{_PREFIX}NAMESPACE must be 1 to 64 letters, digits, '.', '_' or '-', got {value!r}"
         )
     return text or None
+
+
+def _previous_keys(config: Mapping[str, Any]) -> tuple[bytes, ...]:
+    keys = []
+    for name in sorted(_names(config[_PREFIX + "PREVIOUS_SIGNING_KEYS"])):
+        if name == "default":
+            keys.append(_signing_key("", str(config["LIVEKIT_API_SECRET"])))
+        elif len(name) < 32:
+            raise ConfigurationError(
+                f"{_PREFIX}PREVIOUS_SIGNING_KEYS: each key must be at least 32 characters "
+                "(or 'default' for the key derived from the API secret)"
+            )
+        else:
+            keys.append(name.encode())
+    if keys and config[_PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL"] in (None, ""):
+        raise ConfigurationError(
+            f"{_PREFIX}PREVIOUS_SIGNING_KEYS needs {_PREFIX}PREVIOUS_SIGNING_KEYS_UNTIL: "
+            "the end of the rotation's overlap"
+        )
+    return tuple(keys)
+
+
+def _until(config: Mapping[str, Any]) -> float:
+    key = _PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL"
+    value = config[key]
+    if value in (None, ""):
+        return 0.0
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be unix seconds or an ISO 8601 date and time, got {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
 
 
 def _names(value: Any) -> frozenset[str]:

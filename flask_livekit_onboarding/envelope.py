@@ -31,6 +31,7 @@ import hmac
 import json
 import math
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -149,25 +150,45 @@ class RoomBinding:
 
     prefix: str
     key: bytes = field(repr=False)
+    #: Keys of a rotation: still accepted (never used to sign) until ``previous_until``.
+    previous: tuple[bytes, ...] = field(default=(), repr=False)
+    #: Unix time the previous keys stop counting.
+    previous_until: float = 0.0
 
     def sign(self, room_name: str, envelope: Envelope) -> Envelope:
         """``envelope`` with the signature binding it to ``room_name`` and this deployment."""
         return replace(envelope, version=METADATA_VERSION, signature=self._mac(room_name, envelope))
 
     def verify(self, room_name: str, envelope: Envelope) -> bool:
-        """True when ``room_name`` has this deployment's prefix and ``envelope`` its signature."""
+        """True when ``room_name`` has this deployment's prefix and ``envelope`` its signature
+        (by the current key, or a previous one during the rotation's overlap)."""
+        return any(
+            self._signed_with(key, room_name, envelope) for key in (self.key, *self.accepted())
+        )
+
+    def signed_with_previous(self, room_name: str, envelope: Envelope) -> bool:
+        """True when only a previous key of a rotation signed ``envelope``: sign it anew."""
+        return not self._signed_with(self.key, room_name, envelope) and self.verify(
+            room_name, envelope
+        )
+
+    def accepted(self) -> tuple[bytes, ...]:
+        """The previous keys still accepted now."""
+        return self.previous if time.time() < self.previous_until else ()
+
+    def room_name_for(self, identity: str, key: bytes | None = None) -> str:
+        """The room name of ``identity``'s session: stable, and unguessable without the key."""
+        digest = hmac.new(key or self.key, b"room\0" + identity.encode(), hashlib.sha256).digest()
+        return self.prefix + base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def _signed_with(self, key: bytes, room_name: str, envelope: Envelope) -> bool:
         if not room_name.startswith(self.prefix) or envelope.version != METADATA_VERSION:
             return False
         try:
-            expected = self._mac(room_name, envelope)
+            expected = self._mac(room_name, envelope, key)
         except ValueError:
             return False
         return hmac.compare_digest(expected, envelope.signature)
-
-    def room_name_for(self, identity: str) -> str:
-        """The room name of ``identity``'s session: stable, and unguessable without the key."""
-        digest = hmac.new(self.key, b"room\0" + identity.encode(), hashlib.sha256).digest()
-        return self.prefix + base64.urlsafe_b64encode(digest[:18]).decode()
 
     def read(self, room: RoomLike) -> OnboardingRoom | None:
         """``room`` as a live onboarding session of this deployment, or None (foreign, forged,
@@ -185,12 +206,12 @@ class RoomBinding:
             envelope is not None and self.verify(room.name, envelope) and envelope.stale_for(room)
         )
 
-    def _mac(self, room_name: str, envelope: Envelope) -> str:
+    def _mac(self, room_name: str, envelope: Envelope, key: bytes | None = None) -> str:
         signed: list[Any] = [room_name, envelope.session_id, envelope.owner, envelope.created_at]
         if envelope.join_by:
             signed.append({"join_by": envelope.join_by})
         payload = _dumps([*signed, dict(envelope.context)]).encode()
-        digest = hmac.new(self.key, payload, hashlib.sha256).digest()
+        digest = hmac.new(key or self.key, payload, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

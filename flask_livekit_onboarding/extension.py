@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from .livekit_bridge import LiveKitBridge, LiveKitClient
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
 
+logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=IdentityLoader)
 C = TypeVar("C", bound=ContextProvider)
 A = TypeVar("A", bound=RoomAuthorizer)
@@ -67,6 +69,14 @@ class LiveKitOnboarding:
             raise ConfigurationError(
                 "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS keeps each guest in the Flask session: "
                 "set SECRET_KEY before init_app"
+            )
+        if config.signing_key_derived:
+            logger.warning(
+                "LIVEKIT_ONBOARDING_SIGNING_KEY is not set: rooms are signed with a key derived "
+                "from the API secret, which every deployment on this LiveKit key pair shares, "
+                "so they can read, resume and end each other's sessions. Set a key of its own "
+                "for each deployment (with LIVEKIT_ONBOARDING_PREVIOUS_SIGNING_KEYS=default "
+                "for the overlap)."
             )
         app.extensions[EXTENSION_KEY] = OnboardingState(
             config=config,

@@ -21,7 +21,7 @@ from flask import Flask, current_app
 from livekit import api
 
 from . import signals
-from .access import authorize, require_room
+from .access import authorize, require_room, resign_if_rotated
 from .config import MAX_METADATA_BYTES
 from .envelope import Envelope, OnboardingRoom, job_metadata
 from .errors import ApiError, ConfigurationError, Forbidden, RoomNotFound, ValidationFailed
@@ -198,7 +198,7 @@ def update_context(
     # compare-and-set, so two interleaved merges would silently lose one of them.
     wait, lease = lock_bounds(state.config)
     with state.locks.hold(room_name, wait=wait, lease=lease):
-        room = require_room(state, room_name, None, "update_context")
+        room = require_room(state, room_name, None, "update_context", resign=False)
         if room.session_id != checked.session_id:  # a new session (another owner) by now
             _authorize_update(state, caller, room, context, client)
         assert room.envelope is not None
@@ -322,12 +322,23 @@ def _new_session(
         context = dict(provider(caller)) if provider is not None else {}
         check_stored_json(context, "context", config.max_context_depth, hook="context_provider")
     if config.session_policy == "resume":
-        name = binding.room_name_for(caller.identity)
+        name = _rotated_room(state, caller) or binding.room_name_for(caller.identity)
     else:
         name = config.room_prefix + secrets.token_urlsafe(16)
     fresh = replace(Envelope.new(caller.identity, context, int(time.time())), join_by=join_by)
     envelope = binding.sign(name, fresh)
     return _room_settings(state, name, envelope, _dispatched_agents(state, agents)), envelope
+
+
+def _rotated_room(state: OnboardingState, caller: Identity) -> str | None:
+    """During a signing-key rotation's overlap: the caller's live room named with a previous
+    key, so the rotation opens no second room (one LiveKit call, only during the overlap)."""
+    binding = state.config.binding
+    names = [binding.room_name_for(caller.identity, key) for key in binding.accepted()]
+    if not names:
+        return None
+    response = state.livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=names)))
+    return next((room.name for room in response.rooms if binding.read(room) is not None), None)
 
 
 def _create_or_resume(
@@ -352,6 +363,7 @@ def _create_or_resume(
     if live.session_id == envelope.session_id:
         _announce_new_room(state, name, caller, envelope)
         return None
+    resign_if_rotated(state, live)
     logger.info("onboarding room %r resumed for %r", name, caller.identity)
     send_contained(
         signals.session_resumed,
