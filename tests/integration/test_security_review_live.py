@@ -436,3 +436,56 @@ def test_the_cli_refuses_control_characters_like_the_routes(app: Flask, option: 
     result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 2
     assert f"Invalid value for {option}: must not contain control characters" in result.output
+
+
+KEY_A = "a-signing-key-of-deployment-a-0000000000"
+KEY_B = "b-signing-key-of-deployment-b-1111111111"
+
+
+# Finding 10: deployments on one LiveKit key pair with the derived default signing key could
+# resume and end each other's users' rooms, with no warning.
+def test_deployments_sharing_a_key_pair_are_warned_and_kept_apart_by_their_keys(
+    make_app: Any, users: Any, user: Identity, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="flask_livekit_onboarding"):
+        make_app()
+    assert any("SIGNING_KEY is not set" in r.getMessage() for r in caplog.records)
+
+    a = make_app(LIVEKIT_ONBOARDING_SESSION_POLICY="resume", LIVEKIT_ONBOARDING_SIGNING_KEY=KEY_A)
+    b = make_app(LIVEKIT_ONBOARDING_SESSION_POLICY="resume", LIVEKIT_ONBOARDING_SIGNING_KEY=KEY_B)
+    name = token(a)["room_name"]
+    assert token(b)["room_name"] != name  # B's user does not land in A's room
+    assert as_staff(users, b, "get", f"/livekit/rooms/{name}").status_code == 404
+    assert as_staff(users, b, "delete", f"/livekit/rooms/{name}").status_code == 404
+    assert as_staff(users, a, "get", f"/livekit/rooms/{name}").status_code == 200
+    for app in (a, b):
+        as_staff(users, app, "delete", f"/livekit/rooms/{token(app)['room_name']}")
+
+
+# Finding 10: rotating the signing key orphaned every live session (staff 404, a second room
+# for the owner while the old one lived on with its agent).
+def test_a_signing_key_rotation_keeps_live_sessions_and_signs_them_anew(
+    make_app: Any, users: Any, user: Identity
+) -> None:
+    before = make_app(
+        LIVEKIT_ONBOARDING_SESSION_POLICY="resume", LIVEKIT_ONBOARDING_SIGNING_KEY=KEY_A
+    )
+    name = token(before)["room_name"]
+    rotating = make_app(
+        LIVEKIT_ONBOARDING_SESSION_POLICY="resume",
+        LIVEKIT_ONBOARDING_SIGNING_KEY=KEY_B,
+        LIVEKIT_ONBOARDING_PREVIOUS_SIGNING_KEYS=KEY_A,
+        LIVEKIT_ONBOARDING_PREVIOUS_SIGNING_KEYS_UNTIL=time.time() + 3600,
+    )
+    assert as_staff(users, rotating, "get", f"/livekit/rooms/{name}").status_code == 200
+    resumed = token(rotating)
+    assert resumed["room_name"] == name and resumed["resumed"] is True
+
+    after = make_app(
+        LIVEKIT_ONBOARDING_SESSION_POLICY="resume", LIVEKIT_ONBOARDING_SIGNING_KEY=KEY_B
+    )
+    # Touched during the overlap, the session is signed with the new key alone.
+    assert as_staff(users, after, "get", f"/livekit/rooms/{name}").status_code == 200
+    assert as_staff(users, after, "delete", f"/livekit/rooms/{name}").status_code == 204
