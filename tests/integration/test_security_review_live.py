@@ -119,6 +119,7 @@ def test_eager_a_kept_or_refreshed_token_never_brings_an_ended_session_back(
         assert onboarding_record(metadata) is None  # an empty room: no context, no session
         assert dispatches(livekit_server, name) == []  # and no agent
         assert as_staff(users, app, "get", f"/livekit/rooms/{name}").status_code == 404
+        time.sleep(1.5)  # whatever the join left behind has closed
 
     users.current = user  # the ban is lifted: the user starts afresh, not locked out
     again = token(app)
