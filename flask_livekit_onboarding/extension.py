@@ -16,6 +16,7 @@ from .errors import ConfigurationError
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
 from .livekit_bridge import LiveKitBridge, LiveKitClient
+from .marks import REVOKED_GUEST
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
 
@@ -98,7 +99,8 @@ class LiveKitOnboarding:
     def revoke_guest(self, identity: str, app: Flask | None = None) -> None:
         """Stop honouring the demo guest ``identity`` (and any copy of its cookie) at once;
         its browser gets a new guest on its next request."""
-        get_state(app).guests.revoke(identity)
+        state = get_state(app)
+        state.marks.mark(REVOKED_GUEST, identity, state.config.guest_ttl)
 
     def update_context(
         self,

@@ -15,6 +15,7 @@ from flask import session
 from .errors import ConfigurationError, Forbidden, Unauthorized
 from .hooks import Identity
 from .limits import check_identity
+from .marks import REVOKED_GUEST
 from .state import OnboardingState
 from .token_request import TokenRequest
 
@@ -88,7 +89,7 @@ def _guest(state: OnboardingState) -> Identity:
             or not guest.startswith("guest-")
             or not isinstance(since, int)
             or not 0 <= now - since < state.config.guest_ttl
-            or state.guests.revoked(guest)
+            or state.marks.marked(REVOKED_GUEST, guest)
         ):
             guest = f"guest-{secrets.token_hex(8)}"
             session[GUEST_SESSION_KEY] = {"id": guest, "since": now}

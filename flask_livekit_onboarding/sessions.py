@@ -28,7 +28,9 @@ from .errors import ApiError, ConfigurationError, Forbidden, RoomNotFound, Valid
 from .hooks import Identity
 from .limits import check_client_notes, check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
+from .marks import ENDED_ROOM, REVOKED_GUEST
 from .rooms import (
+    close_stale_room,
     create_room,
     delete_room,
     list_participants,
@@ -146,6 +148,9 @@ def issue_token(
                 token = mint(settings)
         elif state.config.session_policy == "new":
             _announce_new_room(state, settings.name, caller, envelope)
+        elif state.marks.marked(ENDED_ROOM, settings.name):
+            _replace_ended_marker(state, caller, settings, envelope)
+            resumed = False
     send_contained(
         signals.token_issued,
         _app(),
@@ -165,6 +170,9 @@ def session_status(state: OnboardingState, caller: Identity, room_name: str) -> 
     binding = state.config.binding
     if room_name == binding.room_name_for(caller.identity):
         info = live_room(state.livekit, room_name)
+        if info is not None and binding.stale(info):
+            close_stale_room(state.livekit, room_name)
+            info = None
         if info is None:
             pending = OnboardingRoom(name=room_name, owner=caller.identity)
             return SessionStatus(pending, [], started=False)
@@ -192,7 +200,7 @@ def update_context(
     if context is None and client is None:
         raise ValidationFailed("Send context or client to update.", field="context")
     # Who may act is settled before the lock: a refused caller never holds up the room.
-    checked = require_room(state, room_name, None, "update_context")
+    checked = require_room(state, room_name, None, "update_context", resign=False)
     _authorize_update(state, caller, checked, context, client)
     # One update of a room at a time, from the read to the confirmed write: LiveKit has no
     # compare-and-set, so two interleaved merges would silently lose one of them.
@@ -271,7 +279,7 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
         _leave_ended_marker(state, room)
     if state.config.allow_anonymous and state.hooks.identity_loader is None:
         # A demo guest's session ends with the guest: a copy of its cookie starts afresh.
-        state.guests.revoke(room.owner)
+        state.marks.mark(REVOKED_GUEST, room.owner, state.config.guest_ttl)
     send_contained(
         signals.session_ended,
         _app(),
@@ -376,6 +384,18 @@ def _create_or_resume(
     return api.RoomConfiguration(name=name)
 
 
+def _replace_ended_marker(
+    state: OnboardingState, caller: Identity, settings: api.RoomConfiguration, envelope: Envelope
+) -> None:
+    """Open the caller's new ``on_join`` session in place of the marker their ended one left:
+    created now (as ``eager`` does), so no token kept from before the end can take the name."""
+    with contextlib.suppress(RoomNotFound):
+        delete_room(state.livekit, settings.name)
+    create_room(state.livekit, settings)
+    state.marks.clear(ENDED_ROOM, settings.name)
+    _announce_new_room(state, settings.name, caller, envelope)
+
+
 def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
     """Hold ``room``'s name with a closed marker past the join deadline of every token that
     may still carry its room configuration (the session's own, or a later one's)."""
@@ -396,6 +416,10 @@ def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
     except ApiError as error:
         # The session is over either way; only a stale token's way back stays open.
         logger.warning("no ended marker for room %r: %s", room.name, error.error_code)
+        return
+    if state.config.session_policy == "resume":
+        # The owner's next token request replaces the marker with their new session.
+        state.marks.mark(ENDED_ROOM, room.name, hold)
 
 
 def _announce_new_room(

@@ -12,10 +12,10 @@ from flask import Flask, current_app
 
 from .config import ConfigurationWarning, OnboardingConfig
 from .dedupe import WebhookDedupe
-from .guests import RevokedGuests
 from .hooks import Hooks
 from .livekit_bridge import LiveKitClient
 from .locks import RoomLocks, make_room_locks
+from .marks import Marks
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ class OnboardingState:
     dedupe: WebhookDedupe
     #: Per-room locks of context updates; by default chosen like the de-duplication store.
     locks: RoomLocks = field(default=None)  # type: ignore[assignment]
-    #: Demo guests revoked before their lifetime ended.
-    guests: RevokedGuests = field(default=None)  # type: ignore[assignment]
+    #: Revoked demo guests and ended rooms, kept between requests.
+    marks: Marks = field(default=None)  # type: ignore[assignment]
     #: The extension's keys of ``app.config`` as ``init_app`` read them.
     config_snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)
@@ -42,8 +42,8 @@ class OnboardingState:
     def __post_init__(self) -> None:
         if self.locks is None:
             self.locks = make_room_locks(self.config)
-        if self.guests is None:
-            self.guests = RevokedGuests(self.config)
+        if self.marks is None:
+            self.marks = Marks(self.config)
 
     def report_config_changes(self, config: Mapping[str, Any]) -> None:
         """Warn once per key changed in ``app.config`` after ``init_app``, which never sees it."""
@@ -63,7 +63,7 @@ class OnboardingState:
         self.livekit.close()
         self.dedupe.close()
         self.locks.close()
-        self.guests.close()
+        self.marks.close()
 
 
 def get_state(app: Flask | None = None) -> OnboardingState:

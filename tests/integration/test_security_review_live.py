@@ -154,6 +154,14 @@ def test_on_join_an_ended_session_stays_ended_within_the_join_window(
     assert as_staff(users, app, "get", f"/livekit/rooms/{name}").status_code == 404
     assert dispatches(livekit_server, name) == []
 
+    # The owner's own next request is not locked out: their new session replaces the marker.
+    again = token(app)
+    record = onboarding_record(asyncio.run(join(again["server_url"], again["participant_token"])))
+    assert record is not None and record["owner"] == user.identity
+    if policy == "resume":
+        assert again["room_name"] == name and again["resumed"] is False
+    as_staff(users, app, "delete", f"/livekit/rooms/{again['room_name']}")
+
 
 # Finding 2 (on_join, after the window): LiveKit's refresh token copies the room
 # configuration for ten minutes at a time; a room it creates after the join deadline is no
