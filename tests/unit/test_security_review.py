@@ -106,3 +106,28 @@ def test_client_notes_over_their_bound_name_the_notes() -> None:
     with pytest.raises(ValidationFailed, match="client notes") as refused:
         check_client_notes({"notes": "n" * 8192}, 8192)
     assert refused.value.field == "client"
+
+
+def test_only_an_on_join_token_that_starts_a_session_carries_the_room(make_app: Any) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_ROOM_CREATION="on_join", LIVEKIT_ONBOARDING_TOKEN_TTL=30)
+    verifier = api.TokenVerifier(UNIT_CONFIG["LIVEKIT_API_KEY"], UNIT_CONFIG["LIVEKIT_API_SECRET"])
+    before = int(time.time())
+    body = app.test_client().post("/livekit/token", json={}).get_json()
+    room_config = verifier.verify(body["participant_token"]).room_config
+    assert room_config is not None
+    envelope = Envelope.from_metadata(room_config.metadata)
+    assert envelope is not None
+    assert before + 30 + 65 <= envelope.join_by <= int(time.time()) + 30 + 65
+
+
+def test_marks_expire_and_can_be_cleared() -> None:
+    from flask_livekit_onboarding.marks import Marks
+
+    marks = Marks(config())
+    marks.mark("ended-room", "onboarding-a", 60)
+    marks.mark("guest-revoked", "guest-1", 0)
+    assert marks.marked("ended-room", "onboarding-a")
+    assert not marks.marked("guest-revoked", "onboarding-a")
+    assert not marks.marked("guest-revoked", "guest-1")  # expired at once
+    marks.clear("ended-room", "onboarding-a")
+    assert not marks.marked("ended-room", "onboarding-a")
