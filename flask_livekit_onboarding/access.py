@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from .envelope import OnboardingRoom
-from .errors import Forbidden, RoomNotFound
+from .errors import ApiError, Forbidden, RoomNotFound
 from .hooks import Hooks, Identity, RoomAction
-from .rooms import find_room
+from .locks import lock_bounds
+from .rooms import find_room, update_room_metadata
 from .state import OnboardingState
+
+logger = logging.getLogger(__name__)
 
 
 def authorize(
@@ -33,15 +38,44 @@ def authorize(
 
 
 def require_room(
-    state: OnboardingState, name: str, identity: Identity | None, action: RoomAction
+    state: OnboardingState,
+    name: str,
+    identity: Identity | None,
+    action: RoomAction,
+    *,
+    resign: bool = True,
 ) -> OnboardingRoom:
     """The onboarding room ``name`` if ``identity`` may do ``action`` on it (404 / 403).
 
-    ``identity`` None is the operator (the CLI), who may act on any onboarding room.
+    ``identity`` None is the operator (the CLI), who may act on any onboarding room. A room
+    still signed with a previous key of a rotation is signed anew (``resign``; off for a
+    caller that holds the room's lock and writes the envelope itself).
     """
     room = find_room(state.livekit, name, state.config.binding)
     if room is None:
         raise RoomNotFound(f"No onboarding room named {name!r}.")
     if identity is not None:
         authorize(state.hooks, identity, room, action)
+    if resign:
+        resign_if_rotated(state, room)
     return room
+
+
+def resign_if_rotated(state: OnboardingState, room: OnboardingRoom) -> None:
+    """Sign ``room``'s envelope with the current key if a previous key of a rotation signed it,
+    so it stays this deployment's once the overlap ends. A failure is only logged."""
+    binding = state.config.binding
+    if room.envelope is None or not binding.signed_with_previous(room.name, room.envelope):
+        return
+    wait, lease = lock_bounds(state.config)
+    try:
+        with state.locks.hold(room.name, wait=wait, lease=lease):
+            current = find_room(state.livekit, room.name, binding)
+            if current is None or current.envelope is None:
+                return
+            if binding.signed_with_previous(current.name, current.envelope):
+                signed = binding.sign(current.name, current.envelope).to_metadata()
+                update_room_metadata(state.livekit, current.name, signed)
+                logger.info("onboarding room %r signed with the current key", room.name)
+    except ApiError as error:
+        logger.warning("room %r not signed anew: %s", room.name, error.error_code)

@@ -21,7 +21,7 @@ from flask.cli import AppGroup
 from livekit import api
 
 from . import sessions
-from .config import MAX_NAME_LENGTH, OnboardingConfig, load_config
+from .config import OnboardingConfig, load_config
 from .dedupe import MemoryDedupe
 from .envelope import OnboardingRoom
 from .errors import (
@@ -34,7 +34,7 @@ from .errors import (
 )
 from .health import check_health
 from .hooks import Identity
-from .limits import check_json
+from .limits import check_json, check_name
 from .rooms import Headcount, headcounts
 from .state import OnboardingState, get_state
 
@@ -91,6 +91,8 @@ def token_command(
     _check_name(identity, "--identity")
     if name is not None:
         _check_name(name, "--name")
+    if room_name is not None:
+        _check_name(room_name, "--room")
     if room_name is not None and context_json is not None:
         raise click.UsageError("--context applies to new rooms only; leave out --room.")
     state = _state(_app())
@@ -262,12 +264,12 @@ def _state(app: Flask) -> OnboardingState:
 
 
 def _check_name(value: str, option: str) -> None:
-    if not value.strip():
-        raise click.BadParameter("must not be empty.", param_hint=option)
-    if len(value) > MAX_NAME_LENGTH:
-        raise click.BadParameter(
-            f"must be at most {MAX_NAME_LENGTH} characters.", param_hint=option
-        )
+    """The token endpoint's rules for names: not blank, no control characters, 256 bytes."""
+    try:
+        check_name(value, option)
+    except ValidationFailed as error:
+        message = str(error.description).removeprefix(option).strip()
+        raise click.BadParameter(message, param_hint=option) from None
 
 
 def _parse_context(raw: str | None, config: OnboardingConfig) -> dict[str, Any]:

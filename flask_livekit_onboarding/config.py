@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,11 @@ SESSION_POLICY = "resume"
 #: Key binding rooms to this deployment (signed envelopes, per-user room names). None derives
 #: one from the API secret; set one per deployment when several share a LiveKit project.
 SIGNING_KEY: str | None = None
+#: Signing keys of a rotation, still accepted (never used to sign) until
+#: ``PREVIOUS_SIGNING_KEYS_UNTIL``; ``default`` names the key derived from the API secret.
+PREVIOUS_SIGNING_KEYS: tuple[str, ...] = ()
+#: When the previous signing keys stop counting: unix seconds or an ISO 8601 date and time.
+PREVIOUS_SIGNING_KEYS_UNTIL: float | str | None = None
 #: Upper bound, in seconds, on every call to the LiveKit server API.
 REQUEST_TIMEOUT = 5.0
 #: Seconds an onboarding room that nobody has joined yet stays open (an agent in it does not
@@ -41,6 +48,9 @@ MAX_PARTICIPANTS = 0
 AGENT_NAME: str | None = None
 #: Further agent names a client may ask for in ``room_config.agents``.
 ALLOWED_AGENTS: tuple[str, ...] = ()
+#: LiveKit Cloud agent deployments a client may name in ``room_config.agents[].deployment``;
+#: empty: a request naming any deployment is refused (403).
+ALLOWED_AGENT_DEPLOYMENTS: tuple[str, ...] = ()
 #: Let clients add their own metadata to the agents they request; it reaches the agent beside
 #: the server's envelope, marked as the client's. Off: such a request is refused (403).
 ALLOW_CLIENT_AGENT_METADATA = False
@@ -48,11 +58,17 @@ ALLOW_CLIENT_AGENT_METADATA = False
 ALLOW_CLIENT_IDENTITY = False
 #: Demo mode: with no identity hook, give every caller a random guest identity.
 ALLOW_ANONYMOUS = False
+#: Seconds a demo guest keeps its identity; after that its browser gets a new guest, and a
+#: copied guest cookie stops counting.
+GUEST_TTL = 3600
 #: Largest request body accepted by the blueprint, in bytes.
 MAX_BODY_BYTES = 256 * 1024
 #: Deepest nesting of an onboarding context (the context object is level 1), from the
 #: ``context_provider`` or a PATCH; at most 62, so the stored envelope stays readable.
 MAX_CONTEXT_DEPTH = 16
+#: Largest the owner's client notes may grow, in bytes of compact JSON: the rest of LiveKit's
+#: 64 KiB of room metadata stays the host's, so notes never block a context update.
+MAX_CLIENT_BYTES = 8 * 1024
 #: Largest participant token issued, in bytes. Clients send it in the WebSocket URL, and
 #: nginx refuses a request line over 8 KiB by default.
 MAX_TOKEN_BYTES = 6144
@@ -68,6 +84,9 @@ CORS_ORIGINS: tuple[str, ...] = ()
 #: Let those pages send cookies (``credentials: "include"``): for pages whose user is signed
 #: in to the host app by its session cookie. Off for pages that send no cookies.
 CORS_CREDENTIALS = False
+#: Name of this deployment in shared stores: deployments sharing one Redis must each set their
+#: own, or they take each other's webhook events for duplicates. None: no namespace.
+NAMESPACE: str | None = None
 #: Redis URL for webhook de-duplication shared by several workers; None keeps it in process.
 REDIS_URL: str | None = None
 #: ``at_least_once``: an event whose required receiver fails (or whose process dies while
@@ -89,24 +108,30 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "TOKEN_TTL": TOKEN_TTL,
     _PREFIX + "SESSION_POLICY": SESSION_POLICY,
     _PREFIX + "SIGNING_KEY": SIGNING_KEY,
+    _PREFIX + "PREVIOUS_SIGNING_KEYS": PREVIOUS_SIGNING_KEYS,
+    _PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL": PREVIOUS_SIGNING_KEYS_UNTIL,
     _PREFIX + "REQUEST_TIMEOUT": REQUEST_TIMEOUT,
     _PREFIX + "EMPTY_TIMEOUT": EMPTY_TIMEOUT,
     _PREFIX + "DEPARTURE_TIMEOUT": DEPARTURE_TIMEOUT,
     _PREFIX + "MAX_PARTICIPANTS": MAX_PARTICIPANTS,
     _PREFIX + "AGENT_NAME": AGENT_NAME,
     _PREFIX + "ALLOWED_AGENTS": ALLOWED_AGENTS,
+    _PREFIX + "ALLOWED_AGENT_DEPLOYMENTS": ALLOWED_AGENT_DEPLOYMENTS,
     _PREFIX + "ALLOW_CLIENT_IDENTITY": ALLOW_CLIENT_IDENTITY,
     _PREFIX + "ALLOW_CLIENT_AGENT_METADATA": ALLOW_CLIENT_AGENT_METADATA,
     _PREFIX + "ALLOW_ANONYMOUS": ALLOW_ANONYMOUS,
+    _PREFIX + "GUEST_TTL": GUEST_TTL,
     _PREFIX + "MAX_BODY_BYTES": MAX_BODY_BYTES,
     _PREFIX + "MAX_CONTEXT_DEPTH": MAX_CONTEXT_DEPTH,
     _PREFIX + "MAX_TOKEN_BYTES": MAX_TOKEN_BYTES,
+    _PREFIX + "MAX_CLIENT_BYTES": MAX_CLIENT_BYTES,
     _PREFIX + "OPENAPI": OPENAPI,
     _PREFIX + "WEBHOOK_MAX_AGE": WEBHOOK_MAX_AGE,
     _PREFIX + "WEBHOOK_DEDUPE_WINDOW": WEBHOOK_DEDUPE_WINDOW,
     _PREFIX + "CORS_ORIGINS": CORS_ORIGINS,
     _PREFIX + "CORS_CREDENTIALS": CORS_CREDENTIALS,
     _PREFIX + "REDIS_URL": REDIS_URL,
+    _PREFIX + "NAMESPACE": NAMESPACE,
     _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
     _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
     _PREFIX + "HEALTH_ROUTE": HEALTH_ROUTE,
@@ -115,7 +140,8 @@ WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
 REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 ROOM_CREATION_MODES = ("eager", "on_join")
 SESSION_POLICIES = ("resume", "new")
-#: LiveKit's limits on names and on metadata/attributes, checked before anything is signed.
+#: LiveKit's limits on names and on metadata/attributes, in bytes of UTF-8 as LiveKit counts
+#: them, checked before anything is signed.
 MAX_NAME_LENGTH = 256
 MAX_METADATA_BYTES = 64 * 1024
 
@@ -159,6 +185,14 @@ class OnboardingConfig:
     cors_origins: tuple[str, ...] = CORS_ORIGINS
     cors_credentials: bool = CORS_CREDENTIALS
     health_route: bool = HEALTH_ROUTE
+    max_client_bytes: int = MAX_CLIENT_BYTES
+    allowed_agent_deployments: frozenset[str] = frozenset()
+    namespace: str | None = None
+    guest_ttl: int = GUEST_TTL
+    previous_signing_keys: tuple[bytes, ...] = ()
+    previous_signing_keys_until: float = 0.0
+    #: True when no signing key is set and the one derived from the API secret is used.
+    signing_key_derived: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -169,7 +203,17 @@ class OnboardingConfig:
     @property
     def binding(self) -> RoomBinding:
         """The room prefix and key that make a room this deployment's."""
-        return RoomBinding(self.room_prefix, self.signing_key)
+        return RoomBinding(
+            self.room_prefix,
+            self.signing_key,
+            self.previous_signing_keys,
+            self.previous_signing_keys_until,
+        )
+
+    def redis_key_prefix(self, kind: str) -> str:
+        """The prefix of this deployment's Redis keys of ``kind`` (``webhook``, ``room``, ...)."""
+        namespace = f"{self.namespace}:" if self.namespace else ""
+        return f"livekit-onboarding:{namespace}{kind}:"
 
     @property
     def agent_names(self) -> frozenset[str]:
@@ -204,8 +248,8 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
     if not isinstance(prefix, str) or (prefix and not prefix.startswith("/")):
         raise ConfigurationError(f"{_PREFIX}URL_PREFIX must be a path starting with '/'")
     room_prefix = config[_PREFIX + "ROOM_PREFIX"]
-    if not isinstance(room_prefix, str) or len(room_prefix) > 64:
-        raise ConfigurationError(f"{_PREFIX}ROOM_PREFIX must be a string of at most 64 characters")
+    if not isinstance(room_prefix, str) or len(room_prefix.encode()) > 64:
+        raise ConfigurationError(f"{_PREFIX}ROOM_PREFIX must be a string of at most 64 bytes")
     if _number(config, "WEBHOOK_DEDUPE_WINDOW", int, minimum=1) < _number(
         config, "WEBHOOK_MAX_AGE", int, minimum=1
     ):
@@ -213,9 +257,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         raise ConfigurationError(
             f"{_PREFIX}WEBHOOK_DEDUPE_WINDOW must be at least {_PREFIX}WEBHOOK_MAX_AGE"
         )
-    agents = config[_PREFIX + "ALLOWED_AGENTS"]
-    if isinstance(agents, str):
-        agents = [a.strip() for a in agents.split(",") if a.strip()]
+    agents = _names(config[_PREFIX + "ALLOWED_AGENTS"])
     return OnboardingConfig(
         url=url,
         api_key=str(config["LIVEKIT_API_KEY"]),
@@ -232,7 +274,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         departure_timeout=_number(config, "DEPARTURE_TIMEOUT", int, minimum=0),
         max_participants=_number(config, "MAX_PARTICIPANTS", int, minimum=0),
         agent_name=_text(config[_PREFIX + "AGENT_NAME"]) or None,
-        allowed_agents=frozenset(str(a) for a in agents),
+        allowed_agents=agents,
         allow_client_identity=_flag(config, "ALLOW_CLIENT_IDENTITY"),
         allow_client_agent_metadata=_flag(config, "ALLOW_CLIENT_AGENT_METADATA"),
         allow_anonymous=_flag(config, "ALLOW_ANONYMOUS"),
@@ -248,6 +290,13 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         cors_origins=_origins(config[_PREFIX + "CORS_ORIGINS"]),
         cors_credentials=_flag(config, "CORS_CREDENTIALS"),
         health_route=_flag(config, "HEALTH_ROUTE"),
+        max_client_bytes=_client_bytes(config),
+        allowed_agent_deployments=_names(config[_PREFIX + "ALLOWED_AGENT_DEPLOYMENTS"]),
+        namespace=_namespace(config[_PREFIX + "NAMESPACE"]),
+        guest_ttl=_number(config, "GUEST_TTL", int, minimum=1),
+        previous_signing_keys=_previous_keys(config),
+        previous_signing_keys_until=_until(config),
+        signing_key_derived=not signing_key,
     )
 
 
@@ -286,6 +335,74 @@ def _signing_key(configured: str, api_secret: str) -> bytes:
     return hmac.new(
         api_secret.encode(), b"flask-livekit-onboarding room binding", "sha256"
     ).digest()
+
+
+def _namespace(value: Any) -> str | None:
+    text = _text(value)
+    if value is not None and not text or text and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text):
+        raise ConfigurationError(
+            f"{_PREFIX}NAMESPACE must be 1 to 64 letters, digits, '.', '_' or '-', got {value!r}"
+        )
+    return text or None
+
+
+def _previous_keys(config: Mapping[str, Any]) -> tuple[bytes, ...]:
+    keys = []
+    for name in sorted(_names(config[_PREFIX + "PREVIOUS_SIGNING_KEYS"])):
+        if name == "default":
+            keys.append(_signing_key("", str(config["LIVEKIT_API_SECRET"])))
+        elif len(name) < 32:
+            raise ConfigurationError(
+                f"{_PREFIX}PREVIOUS_SIGNING_KEYS: each key must be at least 32 characters "
+                "(or 'default' for the key derived from the API secret)"
+            )
+        else:
+            keys.append(name.encode())
+    if keys and config[_PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL"] in (None, ""):
+        raise ConfigurationError(
+            f"{_PREFIX}PREVIOUS_SIGNING_KEYS needs {_PREFIX}PREVIOUS_SIGNING_KEYS_UNTIL: "
+            "the end of the rotation's overlap"
+        )
+    return tuple(keys)
+
+
+def _until(config: Mapping[str, Any]) -> float:
+    key = _PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL"
+    value = config[key]
+    if value in (None, ""):
+        return 0.0
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be unix seconds or an ISO 8601 date and time, got {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def _names(value: Any) -> frozenset[str]:
+    """A list of names, or one comma-separated string of them (from the environment)."""
+    if isinstance(value, str):
+        value = [name.strip() for name in value.split(",") if name.strip()]
+    return frozenset(str(name) for name in value or ())
+
+
+def _client_bytes(config: Mapping[str, Any]) -> int:
+    limit: int = _number(config, "MAX_CLIENT_BYTES", int, minimum=0)
+    # Half of the metadata at most: the host's context must always have room.
+    if limit > MAX_METADATA_BYTES // 2:
+        raise ConfigurationError(
+            f"{_PREFIX}MAX_CLIENT_BYTES must be at most {MAX_METADATA_BYTES // 2}, got {limit}"
+        )
+    return limit
 
 
 def _webhook_delivery(value: Any) -> str:

@@ -217,12 +217,14 @@ class RedisDedupe(WebhookDedupe):
         *,
         timeout: float = 5.0,
         key_prefix: str = REDIS_KEY_PREFIX,
+        room_key_prefix: str = REDIS_ROOM_KEY_PREFIX,
         **redis_options: Any,
     ) -> None:
         redis_module = _import_redis()
         self._client: redis.Redis = connect_redis(url, timeout=timeout, **redis_options)
         self._errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
         self.key_prefix = key_prefix
+        self.room_key_prefix = room_key_prefix
 
     def __repr__(self) -> str:
         return f"<RedisDedupe {redis_location(self._client)}>"
@@ -275,13 +277,13 @@ class RedisDedupe(WebhookDedupe):
     def remember_room(self, name: str, room: RememberedRoom) -> None:
         value = json.dumps({"sid": room.sid, "metadata": room.metadata})
         try:
-            self._client.set(REDIS_ROOM_KEY_PREFIX + name, value, ex=ROOM_MEMORY_SECONDS)
+            self._client.set(self.room_key_prefix + name, value, ex=ROOM_MEMORY_SECONDS)
         except self._errors as error:
             raise DedupeUnavailable() from error
 
     def recall_room(self, name: str) -> RememberedRoom | None:
         try:
-            value = self._client.get(REDIS_ROOM_KEY_PREFIX + name)
+            value = self._client.get(self.room_key_prefix + name)
         except self._errors as error:
             raise DedupeUnavailable() from error
         if value is None:
@@ -345,5 +347,10 @@ def connect_redis(url: str, *, timeout: float = 5.0, **redis_options: Any) -> re
 def make_dedupe_store(config: OnboardingConfig) -> WebhookDedupe:
     """The in-process store, or the Redis one when ``LIVEKIT_ONBOARDING_REDIS_URL`` is set."""
     if config.redis_url:
-        return RedisDedupe(config.redis_url, timeout=config.request_timeout)
+        return RedisDedupe(
+            config.redis_url,
+            timeout=config.request_timeout,
+            key_prefix=config.redis_key_prefix("webhook"),
+            room_key_prefix=config.redis_key_prefix("room"),
+        )
     return MemoryDedupe()

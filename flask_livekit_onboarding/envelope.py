@@ -10,8 +10,13 @@ metadata of every agent dispatch it makes, one JSON document (contract version 2
         "context": {…},           # the host's word: written by the server only
         "client": {…},            # notes the room's users may write: never trusted
         "created_at": 1700000000, # unix seconds
-        "sig": "…"                # HMAC binding room name, session, owner, time and context
+        "join_by": 1700000125,    # on_join only: a room LiveKit creates after this is stale
+        "sig": "…"                # HMAC binding room name, session, owner, times and context
     }}
+
+A token's room configuration outlives the session (LiveKit copies it into every refresh token
+it pushes), so an envelope that travels in a token names the latest time a room may be created
+from it; a room created later is not a session: :meth:`Envelope.stale_for` tells an agent.
 
 A client-requested agent whose own metadata the deployment allows gets, beside the envelope,
 ``"client_metadata": "<what the client sent>"``. This module imports neither Flask nor the
@@ -30,6 +35,7 @@ import hmac
 import json
 import math
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -67,6 +73,8 @@ class Envelope:
     created_at: int = 0
     version: int = METADATA_VERSION
     signature: str = ""
+    #: Unix seconds after which a room created with this envelope is stale; 0: no deadline.
+    join_by: int = 0
 
     @classmethod
     def new(cls, owner: str, context: Mapping[str, Any], created_at: int) -> Envelope:
@@ -91,6 +99,7 @@ class Envelope:
             created_at=_int(record.get("created_at")),
             version=_int(record.get("v")),
             signature=_text(record.get("sig")),
+            join_by=_int(record.get("join_by")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,9 +112,21 @@ class Envelope:
             "client": dict(self.client),
             "created_at": self.created_at,
         }
+        if self.join_by:
+            record["join_by"] = self.join_by
         if self.signature:
             record["sig"] = self.signature
         return {METADATA_KEY: record}
+
+    def stale_for(self, room: RoomLike) -> bool:
+        """True when ``room`` was created after this envelope's join deadline.
+
+        Such a room was re-created by a token kept past its session (LiveKit copies a token's
+        room configuration into every refresh): it is not a session, and an agent dispatched
+        into it should refuse the job. ``room`` is ``livekit.api.Room`` (an agent's
+        ``ctx.job.room``) or anything with ``creation_time`` in unix seconds.
+        """
+        return bool(self.join_by) and _created_at(room) > self.join_by
 
     def to_metadata(self) -> str:
         """Serialise for ``Room.metadata`` or a dispatch's job metadata.
@@ -151,37 +172,68 @@ class RoomBinding:
 
     prefix: str
     key: bytes = field(repr=False)
+    #: Keys of a rotation: still accepted (never used to sign) until ``previous_until``.
+    previous: tuple[bytes, ...] = field(default=(), repr=False)
+    #: Unix time the previous keys stop counting.
+    previous_until: float = 0.0
 
     def sign(self, room_name: str, envelope: Envelope) -> Envelope:
         """``envelope`` with the signature binding it to ``room_name`` and this deployment."""
         return replace(envelope, version=METADATA_VERSION, signature=self._mac(room_name, envelope))
 
     def verify(self, room_name: str, envelope: Envelope) -> bool:
-        """True when ``room_name`` has this deployment's prefix and ``envelope`` its signature."""
+        """True when ``room_name`` has this deployment's prefix and ``envelope`` its signature
+        (by the current key, or a previous one during the rotation's overlap)."""
+        return any(
+            self._signed_with(key, room_name, envelope) for key in (self.key, *self.accepted())
+        )
+
+    def signed_with_previous(self, room_name: str, envelope: Envelope) -> bool:
+        """True when only a previous key of a rotation signed ``envelope``: sign it anew."""
+        return not self._signed_with(self.key, room_name, envelope) and self.verify(
+            room_name, envelope
+        )
+
+    def accepted(self) -> tuple[bytes, ...]:
+        """The previous keys still accepted now."""
+        return self.previous if time.time() < self.previous_until else ()
+
+    def room_name_for(self, identity: str, key: bytes | None = None) -> str:
+        """The room name of ``identity``'s session: stable, and unguessable without the key."""
+        digest = hmac.new(key or self.key, b"room\0" + identity.encode(), hashlib.sha256).digest()
+        return self.prefix + base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def _signed_with(self, key: bytes, room_name: str, envelope: Envelope) -> bool:
         if not room_name.startswith(self.prefix) or envelope.version != METADATA_VERSION:
             return False
         try:
-            expected = self._mac(room_name, envelope)
+            expected = self._mac(room_name, envelope, key)
         except ValueError:
             return False
         return hmac.compare_digest(expected, envelope.signature)
 
-    def room_name_for(self, identity: str) -> str:
-        """The room name of ``identity``'s session: stable, and unguessable without the key."""
-        digest = hmac.new(self.key, b"room\0" + identity.encode(), hashlib.sha256).digest()
-        return self.prefix + base64.urlsafe_b64encode(digest[:18]).decode()
-
     def read(self, room: RoomLike) -> OnboardingRoom | None:
-        """``room`` as an onboarding room of this deployment, or None (foreign or forged)."""
+        """``room`` as a live onboarding session of this deployment, or None (foreign, forged,
+        or :meth:`stale`)."""
         envelope = Envelope.from_metadata(room.metadata)
-        if envelope is None or not self.verify(room.name, envelope):
+        if envelope is None or not self.verify(room.name, envelope) or envelope.stale_for(room):
             return None
         return OnboardingRoom.from_envelope(room, envelope)
 
-    def _mac(self, room_name: str, envelope: Envelope) -> str:
-        signed = [room_name, envelope.session_id, envelope.owner, envelope.created_at]
+    def stale(self, room: RoomLike) -> bool:
+        """True for a room carrying this deployment's envelope but created after its join
+        deadline: a token kept past its session re-created it, and it should be closed."""
+        envelope = Envelope.from_metadata(room.metadata)
+        return (
+            envelope is not None and self.verify(room.name, envelope) and envelope.stale_for(room)
+        )
+
+    def _mac(self, room_name: str, envelope: Envelope, key: bytes | None = None) -> str:
+        signed: list[Any] = [room_name, envelope.session_id, envelope.owner, envelope.created_at]
+        if envelope.join_by:
+            signed.append({"join_by": envelope.join_by})
         payload = _dumps([*signed, dict(envelope.context)]).encode()
-        digest = hmac.new(self.key, payload, hashlib.sha256).digest()
+        digest = hmac.new(key or self.key, payload, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
@@ -244,6 +296,13 @@ def _load(text: str | None) -> Any:
 
 def _dumps(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _created_at(room: RoomLike) -> int:
+    created = getattr(room, "creation_time", 0)
+    if hasattr(created, "timestamp"):  # livekit.rtc.Room gives a datetime
+        return int(created.timestamp())
+    return _int(created)
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -18,10 +19,12 @@ from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
 from .http.cors import apply_cors
 from .livekit_bridge import LiveKitBridge, LiveKitClient
+from .marks import REVOKED_GUEST
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
 from .telemetry import Telemetry
 
+logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=IdentityLoader)
 C = TypeVar("C", bound=ContextProvider)
 A = TypeVar("A", bound=RoomAuthorizer)
@@ -85,6 +88,14 @@ class LiveKitOnboarding:
         if blueprint is not None:
             apply_cors(blueprint, config)  # before anything is set up: it may refuse the config
         telemetry = telemetry if telemetry is not None else Telemetry()
+        if config.signing_key_derived:
+            logger.warning(
+                "LIVEKIT_ONBOARDING_SIGNING_KEY is not set: rooms are signed with a key derived "
+                "from the API secret, which every deployment on this LiveKit key pair shares, "
+                "so they can read, resume and end each other's sessions. Set a key of its own "
+                "for each deployment (with LIVEKIT_ONBOARDING_PREVIOUS_SIGNING_KEYS=default "
+                "for the overlap)."
+            )
         app.extensions[EXTENSION_KEY] = OnboardingState(
             config=config,
             hooks=self.hooks,
@@ -101,6 +112,12 @@ class LiveKitOnboarding:
     def state(self, app: Flask | None = None) -> OnboardingState:
         """The per-app state of ``app`` (default: the current app)."""
         return get_state(app)
+
+    def revoke_guest(self, identity: str, app: Flask | None = None) -> None:
+        """Stop honouring the demo guest ``identity`` (and any copy of its cookie) at once;
+        its browser gets a new guest on its next request."""
+        state = get_state(app)
+        state.marks.mark(REVOKED_GUEST, identity, state.config.guest_ttl)
 
     def update_context(
         self,

@@ -8,12 +8,14 @@ deployment allows client-chosen identities (:func:`participant_identity`).
 from __future__ import annotations
 
 import secrets
+import time
 
 from flask import session
 
 from .errors import ConfigurationError, Forbidden, Unauthorized
 from .hooks import Identity
 from .limits import check_identity
+from .marks import REVOKED_GUEST
 from .state import OnboardingState
 from .token_request import TokenRequest
 
@@ -30,7 +32,7 @@ def current_identity(state: OnboardingState) -> Identity:
     loader = state.hooks.identity_loader
     if loader is None:
         if state.config.allow_anonymous:
-            return _guest()
+            return _guest(state)
         raise Unauthorized(
             "No identity_loader is registered: decorate a function with "
             "@onboarding.identity_loader, or set LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=True "
@@ -75,12 +77,22 @@ def participant_identity(
     return Identity(caller.identity, name, caller.metadata, caller.attributes)
 
 
-def _guest() -> Identity:
+def _guest(state: OnboardingState) -> Identity:
+    """The browser's guest; a new one when it has none, or its own expired or was revoked."""
+    now = int(time.time())
     try:
-        guest = session.get(GUEST_SESSION_KEY)
-        if not isinstance(guest, str) or not guest.startswith("guest-"):
+        record = session.get(GUEST_SESSION_KEY)
+        guest = record.get("id") if isinstance(record, dict) else None
+        since = record.get("since") if isinstance(record, dict) else None
+        if (
+            not isinstance(guest, str)
+            or not guest.startswith("guest-")
+            or not isinstance(since, int)
+            or not 0 <= now - since < state.config.guest_ttl
+            or state.marks.marked(REVOKED_GUEST, guest)
+        ):
             guest = f"guest-{secrets.token_hex(8)}"
-            session[GUEST_SESSION_KEY] = guest
+            session[GUEST_SESSION_KEY] = {"id": guest, "since": now}
     except RuntimeError:
         raise ConfigurationError(
             "LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS keeps each guest in the Flask session: "

@@ -25,15 +25,21 @@ MAX_BODY_DEPTH = 64
 
 
 def check_name(value: Any, key: str) -> str:
-    """A non-empty string of at most 256 characters (identity, name, room name)."""
+    """A non-empty string of at most 256 bytes of UTF-8 (identity, name, room name).
+
+    LiveKit counts these limits in bytes, so a 200-character name in a script of two-byte
+    letters is refused here, before anything is created, not at the join.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValidationFailed(f"{key} must be a non-empty string.", field=key)
-    if len(value) > MAX_NAME_LENGTH:
-        raise ValidationFailed(f"{key} is longer than {MAX_NAME_LENGTH} characters.", field=key)
     if any(_is_control(char) for char in value):
         # A newline or an escape sequence in a name would forge log lines and terminal output.
         raise ValidationFailed(f"{key} must not contain control characters.", field=key)
-    _check_unicode(value, key)
+    size = len(_check_unicode(value, key))
+    if size > MAX_NAME_LENGTH:
+        raise ValidationFailed(
+            f"{key} is {size} bytes of UTF-8, longer than LiveKit's {MAX_NAME_LENGTH}.", field=key
+        )
     return value
 
 
@@ -124,6 +130,17 @@ def check_stored_json(value: Any, key: str, max_depth: int, *, hook: str | None 
         if hook is not None:
             logger.error("%s returned a value that cannot be stored: %s", hook, error.description)
         raise
+
+
+def check_client_notes(notes: Any, limit: int) -> None:
+    """Refuse (422 naming ``client``) notes larger than ``limit`` bytes of compact JSON."""
+    size = len(json.dumps(notes, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise ValidationFailed(
+            f"client notes would be {size} bytes, over the limit of {limit} "
+            "(LIVEKIT_ONBOARDING_MAX_CLIENT_BYTES).",
+            field="client",
+        )
 
 
 def check_identity(identity: Identity, hook: str = "identity_loader") -> Identity:

@@ -107,10 +107,18 @@ class RedisRoomLocks(RoomLocks):
     Redis down means no update can be serialized: :meth:`acquire` raises :class:`ContextBusy`.
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0, **redis_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        key_prefix: str = REDIS_LOCK_PREFIX,
+        **redis_options: Any,
+    ) -> None:
         redis_module = _import_redis()
         self._client: redis.Redis = connect_redis(url, timeout=timeout, **redis_options)
         self._errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
+        self.key_prefix = key_prefix
 
     def __repr__(self) -> str:
         return f"<RedisRoomLocks {redis_location(self._client)}>"
@@ -122,7 +130,7 @@ class RedisRoomLocks(RoomLocks):
 
     def acquire(self, room_name: str, wait: float, lease: float) -> Any | None:
         lock = self._client.lock(
-            REDIS_LOCK_PREFIX + room_name, timeout=lease, sleep=0.01, blocking_timeout=wait
+            self.key_prefix + room_name, timeout=lease, sleep=0.01, blocking_timeout=wait
         )
         try:
             return lock if lock.acquire() else None
@@ -141,7 +149,11 @@ class RedisRoomLocks(RoomLocks):
 def make_room_locks(config: OnboardingConfig) -> RoomLocks:
     """In-process locks, or Redis ones when ``LIVEKIT_ONBOARDING_REDIS_URL`` is set."""
     if config.redis_url:
-        return RedisRoomLocks(config.redis_url, timeout=config.request_timeout)
+        return RedisRoomLocks(
+            config.redis_url,
+            timeout=config.request_timeout,
+            key_prefix=config.redis_key_prefix("room-lock"),
+        )
     return MemoryRoomLocks()
 
 

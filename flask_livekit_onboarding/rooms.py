@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -14,6 +15,7 @@ from .errors import RoomNotFound
 from .livekit_bridge import LiveKitCall, LiveKitClient
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def create_room(livekit: LiveKitClient, settings: api.RoomConfiguration) -> api.Room:
@@ -40,11 +42,26 @@ def live_room(livekit: LiveKitClient, name: str) -> api.Room | None:
 
 
 def find_room(livekit: LiveKitClient, name: str, binding: RoomBinding) -> OnboardingRoom | None:
-    """The onboarding room of this deployment called ``name``, or None if LiveKit has none."""
+    """The onboarding room of this deployment called ``name``, or None if LiveKit has none.
+
+    A stale room (re-created by a token kept past its session) is closed on sight.
+    """
     if not name.startswith(binding.prefix):
         return None
     room = live_room(livekit, name)
+    if room is not None and binding.stale(room):
+        close_stale_room(livekit, name)
+        return None
     return None if room is None else binding.read(room)
+
+
+def close_stale_room(livekit: LiveKitClient, name: str) -> None:
+    """Close a room a kept token re-created after its session; a failure is only logged."""
+    logger.warning("room %r was re-created by a token kept past its session; closing it", name)
+    try:
+        delete_room(livekit, name)
+    except Exception as error:  # noqa: BLE001 - the room is refused either way
+        logger.warning("stale room %r not closed: %s", name, type(error).__name__)
 
 
 def list_rooms(livekit: LiveKitClient, binding: RoomBinding) -> list[OnboardingRoom]:

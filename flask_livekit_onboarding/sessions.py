@@ -8,6 +8,7 @@ onboarding room of this deployment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -20,14 +21,16 @@ from flask import Flask, current_app
 from livekit import api
 
 from . import signals
-from .access import authorize, require_room
+from .access import authorize, require_room, resign_if_rotated
 from .config import MAX_METADATA_BYTES
 from .envelope import Envelope, OnboardingRoom, job_metadata
-from .errors import ApiError, ConfigurationError, Forbidden, ValidationFailed
+from .errors import ApiError, ConfigurationError, Forbidden, RoomNotFound, ValidationFailed
 from .hooks import Identity
-from .limits import check_participant_token, check_stored_json
+from .limits import check_client_notes, check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
+from .marks import ENDED_ROOM, REVOKED_GUEST
 from .rooms import (
+    close_stale_room,
     create_room,
     delete_room,
     list_participants,
@@ -39,7 +42,7 @@ from .signals import send_contained
 from .state import OnboardingState
 from .telemetry import context_update_span, token_span
 from .token_request import AgentRequest
-from .tokens import mint_participant_token
+from .tokens import JOIN_GRACE, mint_participant_token
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +116,10 @@ def issue_token(
     expires_in = ttl or state.config.token_ttl
     name = participant.name or participant.identity
 
-    def mint(settings: api.RoomConfiguration) -> str:
+    def mint(settings: api.RoomConfiguration, room_config: bool = False) -> str:
+        # Only an on_join token that starts a session carries the room configuration: LiveKit
+        # copies it into every refresh token, so it must never outlive its join deadline.
+        carried = settings if room_config else None
         token = mint_participant_token(
             state.config,
             room_name=settings.name,
@@ -121,11 +127,10 @@ def issue_token(
             name=name,
             metadata=participant.metadata,
             attributes=participant.attributes,
-            # In both modes: a room LiveKit re-creates from this token is a whole onboarding room.
-            room_config=settings,
+            room_config=carried,
             ttl=expires_in,
         )
-        return check_participant_token(token, state.config, participant, settings)
+        return check_participant_token(token, state.config, participant, carried)
 
     resumed: bool | None
     if room_name is not None:
@@ -135,14 +140,15 @@ def issue_token(
                 field="room_config.agents",
             )
         room = require_room(state, room_name, None if as_operator else caller, "join")
-        assert room.envelope is not None
-        settings = _room_settings(state, room.name, room.envelope, _dispatched_agents(state, ()))
+        settings = api.RoomConfiguration(name=room.name)
         token, resumed = mint(settings), True
     else:
-        settings, envelope = _new_session(state, caller, agents, context)
+        on_join = state.config.room_creation == "on_join"
+        join_by = int(time.time()) + expires_in + JOIN_GRACE if on_join else 0
+        settings, envelope = _new_session(state, caller, agents, context, join_by)
         # Minted before anything is created: a token over the size bound creates no room.
-        token, resumed = mint(settings), None
-        if state.config.room_creation == "eager":
+        token, resumed = mint(settings, room_config=on_join), None
+        if not on_join:
             live = _create_or_resume(state, caller, settings, envelope)
             resumed = live is not None
             if live is not None:
@@ -150,6 +156,9 @@ def issue_token(
                 token = mint(settings)
         elif state.config.session_policy == "new":
             _announce_new_room(state, settings.name, caller, envelope)
+        elif state.marks.marked(ENDED_ROOM, settings.name):
+            _replace_ended_marker(state, caller, settings, envelope)
+            resumed = False
     send_contained(
         signals.token_issued,
         _app(),
@@ -169,6 +178,9 @@ def session_status(state: OnboardingState, caller: Identity, room_name: str) -> 
     binding = state.config.binding
     if room_name == binding.room_name_for(caller.identity):
         info = live_room(state.livekit, room_name)
+        if info is not None and binding.stale(info):
+            close_stale_room(state.livekit, room_name)
+            info = None
         if info is None:
             pending = OnboardingRoom(name=room_name, owner=caller.identity)
             return SessionStatus(pending, [], started=False)
@@ -196,16 +208,16 @@ def update_context(
     """
     if context is None and client is None:
         raise ValidationFailed("Send context or client to update.", field="context")
+    # Who may act is settled before the lock: a refused caller never holds up the room.
+    checked = require_room(state, room_name, None, "update_context", resign=False)
+    _authorize_update(state, caller, checked, context, client)
     # One update of a room at a time, from the read to the confirmed write: LiveKit has no
     # compare-and-set, so two interleaved merges would silently lose one of them.
     wait, lease = lock_bounds(state.config)
     with state.telemetry.lock_wait(state.locks.hold(room_name, wait=wait, lease=lease)):
-        room = require_room(state, room_name, None, "update_context")
-        if caller is not None:
-            if context is not None:
-                authorize(state.hooks, caller, room, "update_context", owner_may=False)
-            if client is not None:
-                authorize(state.hooks, caller, room, "update_client")
+        room = require_room(state, room_name, None, "update_context", resign=False)
+        if room.session_id != checked.session_id:  # a new session (another owner) by now
+            _authorize_update(state, caller, room, context, client)
         assert room.envelope is not None
         envelope = room.envelope
         new_context = envelope.context
@@ -217,6 +229,8 @@ def update_context(
         blame = "context" if context is not None else "client"
         check_stored_json(new_context, "context", state.config.max_context_depth)
         check_stored_json(new_client, "client", state.config.max_context_depth)
+        if client is not None:
+            check_client_notes(new_client, state.config.max_client_bytes)
         try:
             updated = state.config.binding.sign(
                 room.name, replace(envelope, context=new_context, client=new_client)
@@ -249,12 +263,28 @@ def update_context(
     return result
 
 
+def _authorize_update(
+    state: OnboardingState,
+    caller: Identity | None,
+    room: OnboardingRoom,
+    context: Mapping[str, Any] | None,
+    client: Mapping[str, Any] | None,
+) -> None:
+    if caller is None:
+        return
+    if context is not None:
+        authorize(state.hooks, caller, room, "update_context", owner_may=False)
+    if client is not None:
+        authorize(state.hooks, caller, room, "update_client")
+
+
 def end_session(state: OnboardingState, caller: Identity | None, room_name: str) -> OnboardingRoom:
     """Close the onboarding room ``room_name``; everyone in it is disconnected.
 
-    With the ``new`` policy a room name never serves another session, so an ended room is
-    replaced by a closed marker room for one token lifetime: a token issued before the end
-    then joins that marker (no envelope, no agent) instead of bringing the session back.
+    With ``on_join`` a token issued before the end still carries the room configuration until
+    its join deadline, so the ended room is replaced by a marker room (no envelope, no agent)
+    that holds the name until every such deadline has passed. ``eager`` tokens carry no room
+    configuration: a kept token can only open an empty room.
     """
     room = require_room(state, room_name, caller, "end")
     delete_room(state.livekit, room.name)
@@ -265,8 +295,11 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
         ended_by,
         extra={"room_name": room.name, "session_id": room.session_id},
     )
-    if state.config.session_policy == "new":
+    if state.config.room_creation == "on_join":
         _leave_ended_marker(state, room)
+    if state.config.allow_anonymous and state.hooks.identity_loader is None:
+        # A demo guest's session ends with the guest: a copy of its cookie starts afresh.
+        state.marks.mark(REVOKED_GUEST, room.owner, state.config.guest_ttl)
     send_contained(
         signals.session_ended,
         _app(),
@@ -300,6 +333,7 @@ def _new_session(
     caller: Identity,
     agents: tuple[AgentRequest, ...],
     context: Mapping[str, Any] | None,
+    join_by: int = 0,
 ) -> tuple[api.RoomConfiguration, Envelope]:
     """The room settings and envelope of a new session of ``caller``; nothing is called yet.
 
@@ -316,19 +350,40 @@ def _new_session(
         context = dict(provider(caller)) if provider is not None else {}
         check_stored_json(context, "context", config.max_context_depth, hook="context_provider")
     if config.session_policy == "resume":
-        name = binding.room_name_for(caller.identity)
+        name = _rotated_room(state, caller) or binding.room_name_for(caller.identity)
     else:
         name = config.room_prefix + secrets.token_urlsafe(16)
-    envelope = binding.sign(name, Envelope.new(caller.identity, context, int(time.time())))
+    fresh = replace(Envelope.new(caller.identity, context, int(time.time())), join_by=join_by)
+    envelope = binding.sign(name, fresh)
     return _room_settings(state, name, envelope, _dispatched_agents(state, agents)), envelope
+
+
+def _rotated_room(state: OnboardingState, caller: Identity) -> str | None:
+    """During a signing-key rotation's overlap: the caller's live room named with a previous
+    key, so the rotation opens no second room (one LiveKit call, only during the overlap)."""
+    binding = state.config.binding
+    names = [binding.room_name_for(caller.identity, key) for key in binding.accepted()]
+    if not names:
+        return None
+    response = state.livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=names)))
+    return next((room.name for room in response.rooms if binding.read(room) is not None), None)
 
 
 def _create_or_resume(
     state: OnboardingState, caller: Identity, settings: api.RoomConfiguration, envelope: Envelope
 ) -> api.RoomConfiguration | None:
-    """Create the room (``eager``); the live session's settings if one was resumed instead."""
+    """Create the room (``eager``); the live session's settings if one was resumed instead.
+
+    A room already live under this generated name without a live session of this deployment
+    (an empty room a kept token's join created, or a stale one) is closed and made anew.
+    """
     name = settings.name
     live = state.config.binding.read(create_room(state.livekit, settings))
+    if live is None:
+        logger.info("room %r held no live onboarding session; replacing it", name)
+        with contextlib.suppress(RoomNotFound):
+            delete_room(state.livekit, name)
+        live = state.config.binding.read(create_room(state.livekit, settings))
     if live is None or live.envelope is None:
         raise Forbidden(
             f"The room {name!r} is live but is not an onboarding room of this deployment."
@@ -336,6 +391,7 @@ def _create_or_resume(
     if live.session_id == envelope.session_id:
         _announce_new_room(state, name, caller, envelope)
         return None
+    resign_if_rotated(state, live)
     logger.info(
         "onboarding room %r resumed for %r",
         name,
@@ -350,16 +406,35 @@ def _create_or_resume(
         session_id=live.session_id,
         room_sid=live.sid,
     )
-    return _room_settings(state, name, live.envelope, _dispatched_agents(state, ()))
+    return api.RoomConfiguration(name=name)
+
+
+def _replace_ended_marker(
+    state: OnboardingState, caller: Identity, settings: api.RoomConfiguration, envelope: Envelope
+) -> None:
+    """Open the caller's new ``on_join`` session in place of the marker their ended one left:
+    created now (as ``eager`` does), so no token kept from before the end can take the name."""
+    with contextlib.suppress(RoomNotFound):
+        delete_room(state.livekit, settings.name)
+    create_room(state.livekit, settings)
+    state.marks.clear(ENDED_ROOM, settings.name)
+    _announce_new_room(state, settings.name, caller, envelope)
 
 
 def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
-    marker = {ENDED_KEY: {"session_id": room.session_id, "ended_at": int(time.time())}}
+    """Hold ``room``'s name with a closed marker past the join deadline of every token that
+    may still carry its room configuration (the session's own, or a later one's)."""
+    now = int(time.time())
+    join_by = room.envelope.join_by if room.envelope is not None else 0
+    # +1: LiveKit compares whole seconds; the marker must outlive the last second that counts.
+    hold = max(join_by, now + state.config.token_ttl + JOIN_GRACE) - now + 1
+    marker = {ENDED_KEY: {"session_id": room.session_id, "ended_at": now}}
+    # Both timeouts: a participant who joins the marker and leaves must not close it early.
     settings = api.RoomConfiguration(
         name=room.name,
         metadata=json.dumps(marker),
-        empty_timeout=state.config.token_ttl,
-        departure_timeout=1,
+        empty_timeout=hold,
+        departure_timeout=hold,
     )
     try:
         create_room(state.livekit, settings)
@@ -371,6 +446,10 @@ def _leave_ended_marker(state: OnboardingState, room: OnboardingRoom) -> None:
             error.error_code,
             extra={"room_name": room.name, "session_id": room.session_id},
         )
+        return
+    if state.config.session_policy == "resume":
+        # The owner's next token request replaces the marker with their new session.
+        state.marks.mark(ENDED_ROOM, room.name, hold)
 
 
 def _announce_new_room(
@@ -469,6 +548,12 @@ def _dispatched_agents(
                 f"Agent {agent.agent_name!r} may not be dispatched: add it to "
                 "LIVEKIT_ONBOARDING_ALLOWED_AGENTS.",
                 field=f"{where}.agent_name",
+            )
+        if agent.deployment and agent.deployment not in config.allowed_agent_deployments:
+            raise Forbidden(
+                f"Agent deployment {agent.deployment!r} may not be requested: add it to "
+                "LIVEKIT_ONBOARDING_ALLOWED_AGENT_DEPLOYMENTS.",
+                field=f"{where}.deployment",
             )
         if agent.metadata and not config.allow_client_agent_metadata:
             raise Forbidden(

@@ -16,6 +16,7 @@ from .dedupe import WebhookDedupe
 from .hooks import Hooks
 from .livekit_bridge import LiveKitClient
 from .locks import RoomLocks, make_room_locks
+from .marks import Marks
 from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class OnboardingState:
     locks: RoomLocks = field(default=None)  # type: ignore[assignment]
     #: The host's CSRF protection, which checks the extension's routes where it matters.
     csrf: CSRFProtector | None = None
+    #: Revoked demo guests and ended rooms, kept between requests.
+    marks: Marks = field(default=None)  # type: ignore[assignment]
     #: The extension's keys of ``app.config`` as ``init_app`` read them.
     config_snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)
@@ -45,6 +48,8 @@ class OnboardingState:
     def __post_init__(self) -> None:
         if self.locks is None:
             self.locks = make_room_locks(self.config)
+        if self.marks is None:
+            self.marks = Marks(self.config)
 
     def report_config_changes(self, config: Mapping[str, Any]) -> None:
         """Warn once per key changed in ``app.config`` after ``init_app``, which never sees it."""
@@ -64,6 +69,7 @@ class OnboardingState:
         self.livekit.close()
         self.dedupe.close()
         self.locks.close()
+        self.marks.close()
 
 
 def get_state(app: Flask | None = None) -> OnboardingState:

@@ -9,6 +9,10 @@ from livekit import api
 
 from .config import OnboardingConfig
 
+#: Seconds past a token's expiry during which LiveKit still accepts it (its JWT leeway is one
+#: minute), plus a little for clocks: the join deadline of an ``on_join`` envelope.
+JOIN_GRACE = 65
+
 
 def mint_participant_token(
     config: OnboardingConfig,

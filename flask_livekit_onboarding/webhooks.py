@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from blinker import NamedSignal
@@ -30,7 +30,7 @@ from .dedupe import RememberedRoom
 from .envelope import OnboardingRoom
 from .errors import BadRequest, Unauthorized
 from .limits import MAX_BODY_DEPTH, json_problem
-from .rooms import live_room
+from .rooms import close_stale_room, live_room
 from .signals import send_contained
 from .state import OnboardingState
 from .telemetry import webhook_event
@@ -204,9 +204,12 @@ def onboarding_room(
     if not name.startswith(binding.prefix):
         return None
     if event.HasField("room") and event.room.metadata:
+        if event.event == "room_started" and binding.stale(event.room):
+            close_stale_room(state.livekit, name)
+            return None
         room = binding.read(event.room)
         if room is not None:
-            state.dedupe.remember_room(name, RememberedRoom(event.room.sid, event.room.metadata))
+            state.dedupe.remember_room(name, _remembered(event.room.sid, room))
         return room
     if event.event not in _EVENTS_WITHOUT_ROOM_METADATA:
         return None  # the whole room, with no metadata: not an onboarding room
@@ -215,12 +218,19 @@ def onboarding_room(
     if live is not None and (not sid or live.sid == sid):
         room = binding.read(live)
         if room is not None:
-            state.dedupe.remember_room(name, RememberedRoom(live.sid, live.metadata))
+            state.dedupe.remember_room(name, _remembered(live.sid, room))
             return room
     remembered = state.dedupe.recall_room(name)
     if remembered is None or (sid and remembered.sid and remembered.sid != sid):
         return None
     return binding.read(api.Room(name=name, sid=remembered.sid, metadata=remembered.metadata))
+
+
+def _remembered(sid: str, room: OnboardingRoom) -> RememberedRoom:
+    """What the store keeps of a room: its signed envelope without the users' notes, which
+    are not the host's word and would let a user decide how much every worker holds."""
+    assert room.envelope is not None
+    return RememberedRoom(sid, replace(room.envelope, client={}).to_metadata())
 
 
 def announce(app: Flask, delivery: Delivery) -> list[Any]:

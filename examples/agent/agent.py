@@ -269,6 +269,11 @@ async def onboarding_session(ctx: JobContext) -> None:
 async def _join(ctx: JobContext) -> None:
     # The server built the job metadata: the envelope as it was when the session started.
     envelope = Envelope.from_metadata(ctx.job.metadata)
+    if envelope is not None and envelope.stale_for(ctx.job.room):
+        # A token kept past its session re-created the room: it is no session to serve.
+        logger.warning("%s was re-created after its session; not joining", ctx.job.room.name)
+        ctx.shutdown("stale onboarding room")
+        return
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
     # The room metadata is the live copy (PATCH /context updates it); prefer it once joined.
     envelope = Envelope.from_metadata(ctx.room.metadata) or envelope

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, Rule
 
 from ..csrf import carries_ambient_credentials
 from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
@@ -58,6 +58,7 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     add_route(bp, "/openapi.json", "openapi", openapi_document, ["GET"])
     bp.record(add_health_route)
     bp.record(_claim_the_prefix)
+    bp.record(_refuse_every_other_method)
     return bp
 
 
@@ -109,6 +110,44 @@ def _claim_the_prefix(state: BlueprintSetupState) -> None:
             provide_automatic_options=False,
             **options,
         )
+
+
+def _refuse_every_other_method(state: BlueprintSetupState) -> None:
+    """Answer any method no rule lists (``FOO``, ``PURGE``, ...) on the blueprint's paths with
+    its JSON 405 (or 404 below the prefix), like the registered ones.
+
+    A werkzeug rule without methods matches every method; added after the blueprint's own
+    rules, it is only reached when none of them takes the method.
+    """
+    endpoint_prefix = ".".join(p for p in (state.name_prefix, state.name) if p) + "."
+    paths: dict[str, tuple[Rule, set[str]]] = {}
+    for rule in list(state.app.url_map.iter_rules()):
+        if not rule.endpoint.startswith(endpoint_prefix) or rule.rule in paths:
+            continue
+        served = {
+            method
+            for other in state.app.url_map.iter_rules()
+            if other.rule == rule.rule and not other.endpoint.endswith(_REFUSING)
+            for method in other.methods or ()
+        }
+        paths[rule.rule] = (rule, served)
+    for index, (path, (rule, served)) in enumerate(paths.items()):
+        # Named like the other refusals, so the CSRF check and _served_methods pass them by.
+        endpoint = f"{endpoint_prefix}any_method_{index}_other_methods"
+        if rule.endpoint.endswith((".not_found", ".not_found_below")):
+            view: Callable[..., Any] = _not_found
+        else:
+            view = _refusal(sorted(served - {"HEAD", "OPTIONS"}))
+        state.app.url_map.add(
+            Rule(
+                path,
+                endpoint=endpoint,
+                methods=None,
+                merge_slashes=False,
+                strict_slashes=rule.strict_slashes,
+            )
+        )
+        state.app.view_functions[endpoint] = view
 
 
 def _rule(
@@ -171,7 +210,7 @@ def _check_csrf() -> None:
 def _no_store(response: Response) -> Response:
     # Tokens, contexts and participant lists must never be cached by a browser or a proxy.
     response.headers["Cache-Control"] = "no-store"
-    if request.method == "OPTIONS" and "Allow" in response.headers:
+    if request.method == "OPTIONS" and response.status_code < 300:
         response.headers["Allow"] = ", ".join(_served_methods())
     return response
 

@@ -44,7 +44,7 @@ def test_a_connected_participant_outlives_its_short_join_token(make_app: Any, us
     app.test_client().delete(f"/livekit/rooms/{body['room_name']}")
 
 
-def test_with_resume_a_stale_token_brings_back_the_whole_session_never_an_empty_room(
+def test_with_resume_a_stale_token_opens_an_empty_room_and_the_next_request_a_new_session(
     make_app: Any, users: Any
 ) -> None:
     from flask_livekit_onboarding import Identity
@@ -59,20 +59,19 @@ def test_with_resume_a_stale_token_brings_back_the_whole_session_never_an_empty_
     session_id = client.get(f"/livekit/rooms/{body['room_name']}").get_json()["session_id"]
     assert client.delete(f"/livekit/rooms/{body['room_name']}").status_code == 204
 
-    async def rejoin() -> dict[str, Any]:
+    async def rejoin() -> str:
         room = rtc.Room()
         await room.connect(body["server_url"], body["participant_token"])
         try:
-            return dict(json.loads(room.metadata)["onboarding"])
+            return room.metadata
         finally:
             await room.disconnect()
 
-    envelope = asyncio.run(rejoin())
-    status = client.get(f"/livekit/rooms/{body['room_name']}").get_json()
-
-    # The room LiveKit re-created from the token is the whole session, not an empty room.
-    assert envelope["session_id"] == session_id and envelope["sig"]
-    assert status["session_id"] == session_id
+    # The ended session does not come back: the token carries no room configuration.
+    assert "onboarding" not in json.loads(asyncio.run(rejoin()) or "{}")
+    again = token(app)
+    status = client.get(f"/livekit/rooms/{again['room_name']}").get_json()
+    assert again["resumed"] is False and status["session_id"] != session_id
     assert status["context"]["step"] == "welcome"
     client.delete(f"/livekit/rooms/{body['room_name']}")
 

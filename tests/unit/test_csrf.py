@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_login import FlaskLoginClient
 from flask_wtf.csrf import CSRFProtect
+from livekit import api
 from werkzeug.serving import make_server
 
 from flask_livekit_onboarding import LiveKitOnboarding
@@ -292,7 +293,8 @@ def test_agent_starter_react_request_passes_the_preflight_and_gets_a_token() -> 
         LIVEKIT_ONBOARDING_ALLOWED_AGENTS=["onboarding-assistant"],
     )
     csrf = CSRFProtect(app)
-    LiveKitOnboarding().init_app(app, csrf=csrf, livekit=FakeLiveKit())
+    livekit = FakeLiveKit()
+    LiveKitOnboarding().init_app(app, csrf=csrf, livekit=livekit)
     _spa(app)
     client = app.test_client()
 
@@ -309,8 +311,9 @@ def test_agent_starter_react_request_passes_the_preflight_and_gets_a_token() -> 
         headers={"Origin": SPA_ORIGIN, "X-Sandbox-Id": ""},
     )
     assert issued.status_code == 201, issued.get_json()
-    claims = jwt.decode(issued.get_json()["participantToken"], options={"verify_signature": False})
-    assert claims["roomConfig"]["agents"][0]["agentName"] == "onboarding-assistant"
+    assert jwt.decode(issued.get_json()["participantToken"], options={"verify_signature": False})
+    created = [r for r in livekit.room.requests if isinstance(r, api.CreateRoomRequest)]
+    assert [agent.agent_name for agent in created[-1].agents] == ["onboarding-assistant"]
     app.extensions["livekit_onboarding"].close()
 
 

@@ -38,10 +38,9 @@ def test_a_reload_resumes_the_live_session(app: Flask, fake: FakeLiveKit) -> Non
     assert again["room_name"] == first["room_name"]
     assert len(fake.room.rooms) == 1
     assert resumed[0]["room_name"] == first["room_name"] and resumed[0]["session_id"]
-    # The resumed token re-creates the very same session if the room closed meanwhile.
-    stored = Envelope.from_metadata(fake.room.rooms[first["room_name"]].metadata)
-    token_envelope = Envelope.from_metadata(claims(again).room_config.metadata)
-    assert stored is not None and token_envelope == stored
+    # An eager token carries no room configuration: once the room is gone, it brings no
+    # session back (LiveKit would copy a configuration into every refresh token).
+    assert claims(first).room_config is None and claims(again).room_config is None
 
 
 def test_ending_a_session_lets_the_next_request_start_fresh(app: Flask, fake: FakeLiveKit) -> None:
@@ -147,9 +146,8 @@ class TestClientIdentityNeverDecidesAccess:
         body = post(app, {"participant_identity": "user-2"}).get_json()
 
         assert asked == ["user-1"]
-        assert json.loads(claims(body).room_config.metadata)["onboarding"]["context"] == {
-            "for": "user-1"
-        }
+        room = fake.room.rooms[body["room_name"]]
+        assert json.loads(room.metadata)["onboarding"]["context"] == {"for": "user-1"}
 
 
 @pytest.mark.parametrize("value", ["ada\nINFO forged line", "ada\x1b]0;pwned\x07", "a\x85b"])
