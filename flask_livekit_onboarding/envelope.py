@@ -10,8 +10,9 @@ metadata of every agent dispatch it makes, one JSON document (contract version 2
         "context": {…},           # the host's word: written by the server only
         "client": {…},            # notes the room's users may write: never trusted
         "created_at": 1700000000, # unix seconds
-        "sig": "…"                # HMAC binding room name, session, owner, time and context
-    }}
+        "reports": {…},           # progress and outcome the agent reported (when any)
+        "sig": "…"                # HMAC binding room name, session, owner, time, context
+    }}                            # and reports
 
 A client-requested agent whose own metadata the deployment allows gets, beside the envelope,
 ``"client_metadata": "<what the client sent>"``. This module imports neither Flask nor the
@@ -60,6 +61,8 @@ class Envelope:
     created_at: int = 0
     version: int = METADATA_VERSION
     signature: str = ""
+    #: Progress and outcome reported back by the session's agent, recorded by the host only.
+    reports: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def new(cls, owner: str, context: Mapping[str, Any], created_at: int) -> Envelope:
@@ -84,6 +87,7 @@ class Envelope:
             created_at=_int(record.get("created_at")),
             version=_int(record.get("v")),
             signature=_text(record.get("sig")),
+            reports=_mapping(record.get("reports")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +100,8 @@ class Envelope:
             "client": dict(self.client),
             "created_at": self.created_at,
         }
+        if self.reports:
+            record["reports"] = dict(self.reports)
         if self.signature:
             record["sig"] = self.signature
         return {METADATA_KEY: record}
@@ -158,7 +164,10 @@ class RoomBinding:
 
     def _mac(self, room_name: str, envelope: Envelope) -> str:
         signed = [room_name, envelope.session_id, envelope.owner, envelope.created_at]
-        payload = _dumps([*signed, dict(envelope.context)]).encode()
+        document: list[Any] = [*signed, dict(envelope.context)]
+        if envelope.reports:  # only when present, so envelopes signed before reports still verify
+            document.append(dict(envelope.reports))
+        payload = _dumps(document).encode()
         digest = hmac.new(self.key, payload, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
@@ -177,6 +186,8 @@ class OnboardingRoom:
     client: Mapping[str, Any] = field(default_factory=dict)
     #: The envelope as stored, signature included.
     envelope: Envelope | None = field(default=None, repr=False)
+    #: Progress and outcome the session's agent reported (see :mod:`.reports`).
+    reports: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_envelope(cls, room: RoomLike, envelope: Envelope) -> OnboardingRoom:
@@ -190,6 +201,7 @@ class OnboardingRoom:
             session_id=envelope.session_id,
             client=dict(envelope.client),
             envelope=envelope,
+            reports=dict(envelope.reports),
         )
 
 

@@ -233,3 +233,19 @@ class WebhookNotDelivered(ApiError, wz.ServiceUnavailable):
 
     def extra_headers(self) -> list[tuple[str, str]]:
         return [("Retry-After", str(self.retry_after))] if self.retry_after else []
+
+
+class ReportConflict(ApiError, wz.Conflict):
+    """A report for a session that has ended or was replaced, or a second, different outcome."""
+
+    code = 409
+    error_code = "report_conflict"
+    description = "The report does not fit the session's current state."
+
+
+class ReportNotDelivered(WebhookNotDelivered):
+    """A required receiver of a report's signals failed, or another request holds the report."""
+
+    code = 503
+    error_code = "report_not_delivered"
+    description = "The report was not delivered; send it again."

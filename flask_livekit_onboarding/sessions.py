@@ -37,6 +37,7 @@ from .rooms import (
 )
 from .signals import send_contained
 from .state import OnboardingState
+from .summaries import note_participants, summarize_ended
 from .token_request import AgentRequest
 from .tokens import mint_participant_token
 
@@ -242,6 +243,7 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
     then joins that marker (no envelope, no agent) instead of bringing the session back.
     """
     room = require_room(state, room_name, caller, "end")
+    _note_participants(state, room)
     delete_room(state.livekit, room.name)
     ended_by = caller.identity if caller is not None else "the host"
     logger.info("onboarding room %r ended by %r", room.name, ended_by)
@@ -254,7 +256,16 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
         identity=caller,
         session_id=room.session_id,
     )
+    summarize_ended(_app(), state, room)
     return room
+
+
+def _note_participants(state: OnboardingState, room: OnboardingRoom) -> None:
+    """Remember who is in the room for its summary; the end goes ahead if that fails."""
+    try:
+        note_participants(state, room, list_participants(state.livekit, room.name))
+    except ApiError as error:
+        logger.warning("participants of %r not noted: %s", room.name, error.error_code)
 
 
 def list_sessions(state: OnboardingState) -> list[OnboardingRoom]:

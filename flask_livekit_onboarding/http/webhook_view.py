@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, jsonify, request
 
 from ..dedupe import Claim
 from ..errors import DedupeUnavailable, WebhookNotDelivered
 from ..state import OnboardingState, get_state
+from ..summaries import follow_webhook
 from ..webhooks import Delivery, announce, prepare, verify_webhook
 from .bodies import read_body
 
@@ -67,7 +68,7 @@ def _at_most_once(app: Flask, state: OnboardingState, delivery: Delivery) -> tup
         logger.info("webhook %s (%s) is a duplicate; ignored", event.id, event.event)
         return _acknowledge("duplicate")
     try:
-        announce(app, delivery)
+        _deliver(app, state, delivery)
     except Exception:
         _release(state, event.id, None)
         raise
@@ -94,7 +95,7 @@ def _at_least_once(app: Flask, state: OnboardingState, delivery: Delivery) -> tu
             retry_after=claim.retry_after,
         )
     try:
-        failed = announce(app, delivery)
+        failed = _deliver(app, state, delivery)
     except Exception:
         _release(state, event.id, claim)
         raise
@@ -114,6 +115,11 @@ def _at_least_once(app: Flask, state: OnboardingState, delivery: Delivery) -> tu
         # expires would be delivered again, which at-least-once receivers tolerate.
         logger.exception("webhook %s delivered but could not be recorded as done", event.id)
     return _acknowledge("accepted")
+
+
+def _deliver(app: Flask, state: OnboardingState, delivery: Delivery) -> list[Any]:
+    """The event's signals, then what the session's summary makes of it; failed receivers."""
+    return announce(app, delivery) + follow_webhook(app, state, delivery)
 
 
 def _store(event_id: str, call: Callable[[], T]) -> T:
