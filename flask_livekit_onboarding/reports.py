@@ -66,7 +66,7 @@ MAX_NAME = 64
 MAX_SUMMARY = 2000
 #: How many of the latest report ids the envelope keeps to recognise a retry.
 RECORDED_IDS = 64
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*\Z")
+_NAME = re.compile(r"[A-Za-z0-9_.:-]+\Z")
 _FIELDS: dict[str, set[str]] = {
     "progress": {"step", "state"},
     "outcome": {"outcome", "summary", "data"},
@@ -251,7 +251,7 @@ def _name(value: Any, key: str) -> str:
         raise ValidationFailed(f"{key} is longer than {MAX_NAME} characters.", field=key)
     if not _NAME.match(value):
         raise ValidationFailed(
-            f"{key} may hold only letters, digits and . _ : - (starting with a letter or digit).",
+            f"{key} may hold only ASCII letters, digits and . _ : -",
             field=key,
         )
     return value
