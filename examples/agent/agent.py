@@ -26,7 +26,8 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import AgentServer, AutoSubscribe, JobContext
 
-from examples.agent.script import OnboardingScript
+from examples.agent.script import STEP_IDS, OnboardingScript
+from flask_livekit_onboarding.agent_reports import Reporter
 from flask_livekit_onboarding.envelope import Envelope, client_metadata
 
 logger = logging.getLogger("onboarding-agent")
@@ -65,6 +66,8 @@ class OnboardingAgent:
         self.script = OnboardingScript(dict(envelope.context))
         self.greeted: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.reports = _reporter(ctx)
+        self.finished = False
 
     def start(self) -> None:
         room = self.room
@@ -75,6 +78,7 @@ class OnboardingAgent:
         for participant in room.remote_participants.values():
             if participant.state == rtc.ParticipantState.PARTICIPANT_STATE_ACTIVE:
                 self._on_active(participant)
+        self._report_step(None)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -107,7 +111,25 @@ class OnboardingAgent:
 
     async def _answer(self, reader: rtc.TextStreamReader, sender: str) -> None:
         text = await reader.read_all()
+        before = self.script.step
         await self.say(self.script.reply(text))
+        self._report_step(before)
+
+    def _report_step(self, before: str | None) -> None:
+        """Tell the host app where the tour is; the last step completes the onboarding."""
+        step, last = self.script.step, STEP_IDS[-1]
+        if self.reports is None or step == before:
+            return
+        if (
+            before in STEP_IDS
+            and step in STEP_IDS
+            and STEP_IDS.index(step) > STEP_IDS.index(before)
+        ):
+            self.reports.report_progress(before, "done")
+        self.reports.report_progress(step, "done" if step == last else "started")
+        if step == last and not self.finished:
+            self.finished = True
+            self.reports.report_outcome("completed", summary="The user finished the tour.")
 
     def _on_metadata(self, old: str, new: str) -> None:
         envelope = Envelope.from_metadata(new)
@@ -142,6 +164,17 @@ def _as_dict(envelope: Envelope | None) -> dict[str, Any] | None:
         "client": dict(envelope.client),
         "created_at": envelope.created_at,
     }
+
+
+def _reporter(ctx: JobContext) -> Reporter | None:
+    """The reporter to the host app (``LIVEKIT_ONBOARDING_HOST_URL``), or None without one."""
+    try:
+        reporter = Reporter.from_job(ctx)
+    except ValueError as error:
+        logger.info("not reporting to the host app: %s", error)
+        return None
+    ctx.add_shutdown_callback(lambda: reporter.aclose(timeout=5))
+    return reporter
 
 
 @server.rtc_session(agent_name=AGENT_NAME)

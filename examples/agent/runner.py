@@ -66,8 +66,11 @@ class AgentWorker:
         log_path: Path | str,
         python: Path | str | None = None,
         log_level: str = "INFO",
+        host_url: str | None = None,
     ) -> None:
         self.url = url
+        #: The app's URL with the extension's prefix, where the agent posts its reports.
+        self.host_url = host_url
         self.agent_name = agent_name
         self.log_path = Path(log_path)
         self.python = Path(python) if python else agent_python()
@@ -88,6 +91,7 @@ class AgentWorker:
             "LIVEKIT_API_SECRET": api_secret,
             "LIVEKIT_ONBOARDING_AGENT_NAME": self.agent_name,
             "ONBOARDING_AGENT_HTTP_HOST": "127.0.0.1",
+            **({"LIVEKIT_ONBOARDING_HOST_URL": self.host_url} if self.host_url else {}),
         }
 
     def start(self, timeout: float = 60) -> None:
