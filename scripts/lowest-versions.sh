@@ -11,6 +11,7 @@ UV=${UV:-.venv/bin/uv}
 PYTHON=${PYTHON:-python3}
 # The unit tests' tools; "redis" is the [redis] extra, at its lowest too.
 TOOLS=("pytest>=8.0" "pytest-flask>=1.3" "hypothesis>=6.100" "flask-cors>=4.0" "flask-limiter>=3.5"
+    "flask-sqlalchemy>=3.1"
     "pyjwt>=2.0" "redis>=5.0")
 
 if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
