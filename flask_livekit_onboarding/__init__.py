@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .hooks import Identity, RoomAction
     from .http import create_blueprint
     from .state import OnboardingState
+    from .summaries import SessionSummary
 
 _EXPORTS = {
     "signals": "signals",
@@ -62,6 +63,7 @@ _EXPORTS = {
     "RoomAction": "hooks",
     "create_blueprint": "http",
     "OnboardingState": "state",
+    "SessionSummary": "summaries",
 }
 
 __all__ = [
@@ -82,6 +84,7 @@ __all__ = [
     "RedisDedupe",
     "RoomAction",
     "RoomNotFound",
+    "SessionSummary",
     "Unauthorized",
     "ValidationFailed",
     "WebhookDedupe",

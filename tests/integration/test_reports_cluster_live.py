@@ -25,6 +25,7 @@ from flask_livekit_onboarding import Identity, LiveKitOnboarding, signals
 from flask_livekit_onboarding.devserver import LiveKitCluster
 from flask_livekit_onboarding.envelope import Envelope
 from flask_livekit_onboarding.report_auth import sign_report
+from flask_livekit_onboarding.state import get_state
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +37,7 @@ class Hosts:
 
     def __init__(self) -> None:
         self.urls: dict[str, str] = {}
+        self.apps: dict[str, Flask] = {}
         self.summaries: list[tuple[str, Any]] = []
         self.lock = threading.Lock()
 
@@ -90,6 +92,7 @@ def hosts(
                 LIVEKIT_ONBOARDING_SESSION_POLICY="new",
             )
             extension.init_app(app)
+            built.apps[name] = app
 
             def record(sender: Flask, _host: str = name, **kwargs: Any) -> None:
                 with built.lock:
@@ -151,7 +154,9 @@ def test_each_session_is_summarized_once_across_hosts_sharing_redis(
         assert envelope is not None
         # The outcome comes in through the other host.
         report_outcome(hosts, livekit_cluster, "b", name, envelope.session_id)
-        await asyncio.sleep(1)  # participant_joined reaches a host before the end
+        # The shared ledger learns who took part from the participant_joined webhook.
+        ledger = get_state(hosts.apps["a"]).ledger
+        await wait_until(lambda: ledger.participants(envelope.session_id), "participant noted")
         if ended_by == "ended":
             assert hosts.call("b", "DELETE", f"/rooms/{name}", user)[0] == 204
         else:

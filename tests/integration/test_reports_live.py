@@ -30,6 +30,7 @@ from werkzeug.serving import make_server
 
 from examples.agent.runner import AgentWorker
 from flask_livekit_onboarding import Identity, signals
+from flask_livekit_onboarding.agent_reports import Reporter
 from flask_livekit_onboarding.devserver import LiveKitDevServer
 from flask_livekit_onboarding.envelope import Envelope
 from flask_livekit_onboarding.report_auth import sign_report
@@ -154,6 +155,12 @@ def first_time_at(changes: list[tuple[float, str | None]], step: str) -> float |
     return next((at for at, current in list(changes) if current == step), None)
 
 
+def status_with_outcome(host: Host, name: str) -> dict[str, Any] | None:
+    """The room's status once it shows an outcome."""
+    status: dict[str, Any] = host.app.test_client().get(f"/livekit/rooms/{name}").get_json()
+    return status if "outcome" in status["reports"] else None
+
+
 def current_step(metadata: str) -> str | None:
     envelope = Envelope.from_metadata(metadata)
     return None if envelope is None else envelope.reports.get("current")
@@ -209,7 +216,8 @@ def test_the_agents_reports_advance_the_room_and_end_in_one_summary(
                 seen = await until(partial(first_time_at, changes, step), f"{step} reported")
                 latencies.append(seen - reply.at)
                 if step == "done":
-                    status = host.app.test_client().get(f"/livekit/rooms/{name}").get_json()
+                    # The outcome is the agent's next report, just after the last step's.
+                    status = await until(partial(status_with_outcome, host, name), "outcome")
                     assert status["reports"]["current"] == "done"
                     assert status["reports"]["outcome"]["outcome"] == "completed"
                     assert [s["step"] for s in status["reports"]["steps"]] == [
@@ -361,3 +369,44 @@ async def _plain_room(server: LiveKitDevServer, name: str, rooms: list[str]) -> 
     async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
         await lk.room.create_room(api.CreateRoomRequest(name=name))
     rooms.append(name)
+
+
+def test_the_helper_retries_a_report_whose_required_receiver_failed_and_it_lands_once(
+    livekit_server: LiveKitDevServer, host: Host, ada: str, rooms: list[str]
+) -> None:
+    body = start_session(host)
+    name = body["room_name"]
+    rooms.append(name)
+    session = Envelope.from_metadata(_metadata(livekit_server, name))
+    assert session is not None
+    calls: list[str] = []
+
+    @signals.required
+    def flaky(sender: Flask, *, report_id: str, **extra: Any) -> None:
+        calls.append(report_id)
+        if len(calls) == 1:
+            raise RuntimeError("the host's database is down")
+
+    async def report() -> bool:
+        reporter = Reporter(
+            host.url,
+            name,
+            session.session_id,
+            api_key=livekit_server.api_key,
+            api_secret=livekit_server.api_secret,
+            backoff=0.05,
+        )
+        delivered = await reporter.report_progress("welcome", "done")
+        await reporter.aclose()
+        return delivered
+
+    with signals.report_received.connected_to(flaky, host.app):
+        assert asyncio.run(report()) is True
+
+    assert len(calls) == 2 and calls[0] == calls[1]
+    recorded = Envelope.from_metadata(_metadata(livekit_server, name))
+    assert recorded is not None
+    assert recorded.reports["steps"] == [
+        {"step": "welcome", "state": "done", "at": recorded.reports["steps"][0]["at"]}
+    ]
+    assert recorded.reports["ids"] == [calls[0]]
