@@ -7,7 +7,13 @@ import logging
 from flask import Flask, Response, current_app, jsonify, request
 
 from ..dedupe import Claim
-from ..errors import DedupeUnavailable, Forbidden, ReportNotDelivered, Unauthorized
+from ..errors import (
+    DedupeUnavailable,
+    Forbidden,
+    ReportNotDelivered,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from ..report_auth import ReportCredentialError, verify_report
 from ..reports import Report, announce_report, parse_report, record_report
 from ..state import OnboardingState, get_state
@@ -43,6 +49,8 @@ def receive_report(room_name: str) -> tuple[Response, int]:
         raise Unauthorized(str(error)) from None
     if claims.room != room_name:
         raise Forbidden("The report credential is for another room.")
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the report as application/json.")
     report = parse_report(body)
     if report.session_id != claims.session:
         raise Forbidden("The report credential is for another session.", field="session_id")

@@ -415,3 +415,19 @@ def test_credentials_expire_quickly() -> None:
     assert claims["exp"] - claims["iat"] <= 60
     assert claims["aud"] == "livekit-onboarding:report"
     assert datetime.datetime.fromtimestamp(claims["exp"]) > datetime.datetime.now()
+
+
+def test_a_report_that_is_not_json_by_its_content_type_is_a_415(
+    app: Flask, fake: FakeLiveKit
+) -> None:
+    raw = json.dumps(report_body(fake)).encode()
+    header = sign_report(KEY, SECRET, room=ROOM, session=session_of(fake), body=raw)
+
+    response = app.test_client().post(
+        f"/livekit/rooms/{ROOM}/reports",
+        data=raw,
+        headers={"Authorization": header, "Content-Type": "text/plain"},
+    )
+
+    assert response.status_code == 415
+    assert reports_in(fake) == {}
