@@ -6,8 +6,10 @@ import datetime
 import json
 import secrets
 import time
+from dataclasses import replace
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from livekit import api
@@ -17,7 +19,7 @@ from flask_livekit_onboarding.envelope import Envelope, decode_metadata
 from flask_livekit_onboarding.report_auth import sign_report
 from flask_livekit_onboarding.reports import MAX_STEPS
 from flask_livekit_onboarding.state import get_state
-from flask_livekit_onboarding.testing import FakeLiveKit, sign_webhook
+from flask_livekit_onboarding.testing import FakeLiveKit, sign_webhook, webhook_body
 from tests.conftest import UNIT_CONFIG
 
 ROOM = "onboarding-abc"
@@ -323,8 +325,6 @@ def test_ending_a_session_sends_one_summary(app: Flask, fake: FakeLiveKit) -> No
     with signals.session_summarized.connected_to(summaries := _Recorder(), app):
         assert app.test_client().delete(f"/livekit/rooms/{ROOM}").status_code == 204
         # LiveKit's room_finished webhook follows the DELETE: no second summary.
-        from flask_livekit_onboarding.testing import webhook_body
-
         body = webhook_body("room_finished", room=room)
         webhook = app.test_client().post(
             "/livekit/webhook",
@@ -351,8 +351,6 @@ def test_ending_a_session_sends_one_summary(app: Flask, fake: FakeLiveKit) -> No
 def test_the_room_finished_webhook_summarizes_a_session_with_its_outcome(
     app: Flask, fake: FakeLiveKit
 ) -> None:
-    from flask_livekit_onboarding.testing import webhook_body
-
     post(app, report_body(fake, "outcome", outcome="handed_off", summary="Wants a human"))
     room = fake.room.rooms.pop(ROOM)
     joined = webhook_body(
@@ -409,8 +407,6 @@ class _Recorder:
 
 def test_credentials_expire_quickly() -> None:
     header = sign_report(KEY, SECRET, room=ROOM, session="s", body=b"{}")
-    import jwt
-
     claims = jwt.decode(header[7:], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] <= 60
     assert claims["aud"] == "livekit-onboarding:report"
@@ -431,3 +427,16 @@ def test_a_report_that_is_not_json_by_its_content_type_is_a_415(
 
     assert response.status_code == 415
     assert reports_in(fake) == {}
+
+
+def test_the_envelope_signature_covers_the_reports(app: Flask) -> None:
+    binding = get_state(app).config.binding
+    envelope = Envelope.new("user-1", {"plan": "pro"}, 1_700_000_000)
+    unsigned_before_reports = binding.sign(ROOM, envelope)
+    with_reports = binding.sign(ROOM, replace(envelope, reports={"current": "welcome"}))
+    forged = replace(with_reports, reports={"current": "done"})
+
+    assert binding.verify(ROOM, unsigned_before_reports)
+    assert binding.verify(ROOM, with_reports)
+    assert not binding.verify(ROOM, forged)
+    assert Envelope.from_metadata(with_reports.to_metadata()) == with_reports
