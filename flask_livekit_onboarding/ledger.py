@@ -1,10 +1,9 @@
-"""What the host remembers about a session until its summary is sent: who took part, and
-whether the summary was already claimed.
+"""What the host remembers about a session for its summary: who took part, and that it ended.
 
 A session may end on any app host (the ``room_finished`` webhook, or ``DELETE`` on another
-host), so the summary is claimed by session id in a store every host shares:
-:class:`RedisSessionLedger` when ``LIVEKIT_ONBOARDING_REDIS_URL`` is set, else the in-process
-:class:`MemorySessionLedger`.
+host), so this lives in a store every host shares: :class:`RedisSessionLedger` when
+``LIVEKIT_ONBOARDING_REDIS_URL`` is set, else the in-process :class:`MemorySessionLedger`.
+(The summary itself is claimed once through the webhook de-duplication store.)
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ MEMORY_MAX_SESSIONS = 100_000
 
 
 class SessionLedger(ABC):
-    """Participants per session, and the once-per-session claim of its summary.
+    """Participants per session, and which sessions have ended.
 
     Every method must be shared by everything that shares the store, and raise
     :class:`DedupeUnavailable` when the store cannot answer.
@@ -46,16 +45,12 @@ class SessionLedger(ABC):
         """Everyone remembered for ``session_id``: identity -> kind."""
 
     @abstractmethod
-    def claim_summary(self, session_id: str) -> bool:
-        """True for the first claim of ``session_id``'s summary, False ever after."""
+    def mark_ended(self, session_id: str) -> None:
+        """Remember that ``session_id`` has ended: reports for it are refused from now on."""
 
     @abstractmethod
-    def release_summary(self, session_id: str) -> None:
-        """Undo a claim whose summary could not be delivered, so a later end sends it."""
-
-    @abstractmethod
-    def summarized(self, session_id: str) -> bool:
-        """Whether ``session_id``'s summary was claimed (the session has ended)."""
+    def ended(self, session_id: str) -> bool:
+        """Whether ``session_id`` has ended."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op without resources
         """Release the store's connections."""
@@ -67,7 +62,7 @@ class MemorySessionLedger(SessionLedger):
     def __init__(self, max_sessions: int = MEMORY_MAX_SESSIONS) -> None:
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[str, tuple[dict[str, str], float]] = OrderedDict()
-        self._claimed: OrderedDict[str, float] = OrderedDict()
+        self._ended: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -85,20 +80,13 @@ class MemorySessionLedger(SessionLedger):
             entry = self._live(self._sessions, session_id)
             return dict(entry[0]) if entry is not None else {}
 
-    def claim_summary(self, session_id: str) -> bool:
+    def mark_ended(self, session_id: str) -> None:
         with self._lock:
-            if self._live(self._claimed, session_id) is not None:
-                return False
-            self._put(self._claimed, session_id, time.monotonic() + LEDGER_SECONDS)
-            return True
+            self._put(self._ended, session_id, time.monotonic() + LEDGER_SECONDS)
 
-    def release_summary(self, session_id: str) -> None:
+    def ended(self, session_id: str) -> bool:
         with self._lock:
-            self._claimed.pop(session_id, None)
-
-    def summarized(self, session_id: str) -> bool:
-        with self._lock:
-            return self._live(self._claimed, session_id) is not None
+            return self._live(self._ended, session_id) is not None
 
     @staticmethod
     def _live(entries: OrderedDict[str, Any], key: str) -> Any:
@@ -119,7 +107,7 @@ class MemorySessionLedger(SessionLedger):
 
 
 class RedisSessionLedger(SessionLedger):
-    """The ledger shared through Redis: a hash of participants and a ``SET NX`` claim."""
+    """The ledger shared through Redis: a hash of participants and an "ended" key per session."""
 
     def __init__(self, url: str, *, timeout: float = 5.0, **redis_options: Any) -> None:
         redis_module = _import_redis()
@@ -146,22 +134,15 @@ class RedisSessionLedger(SessionLedger):
             raise DedupeUnavailable() from error
         return {_text(k): _text(v) for k, v in found.items()}
 
-    def claim_summary(self, session_id: str) -> bool:
+    def mark_ended(self, session_id: str) -> None:
         try:
-            key = f"{REDIS_LEDGER_PREFIX}{session_id}:summary"
-            return bool(self._client.set(key, 1, nx=True, ex=LEDGER_SECONDS))
+            self._client.set(f"{REDIS_LEDGER_PREFIX}{session_id}:ended", 1, ex=LEDGER_SECONDS)
         except self._errors as error:
             raise DedupeUnavailable() from error
 
-    def release_summary(self, session_id: str) -> None:
+    def ended(self, session_id: str) -> bool:
         try:
-            self._client.delete(f"{REDIS_LEDGER_PREFIX}{session_id}:summary")
-        except self._errors as error:
-            raise DedupeUnavailable() from error
-
-    def summarized(self, session_id: str) -> bool:
-        try:
-            return bool(self._client.exists(f"{REDIS_LEDGER_PREFIX}{session_id}:summary"))
+            return bool(self._client.exists(f"{REDIS_LEDGER_PREFIX}{session_id}:ended"))
         except self._errors as error:
             raise DedupeUnavailable() from error
 

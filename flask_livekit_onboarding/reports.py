@@ -225,7 +225,7 @@ def _session_room(state: OnboardingState, room_name: str, session_id: str) -> On
     info = live_room(state.livekit, room_name) if room_name.startswith(binding.prefix) else None
     room = None if info is None else binding.read(info)
     if room is None:
-        if _ended_here(info, session_id) or state.ledger.summarized(session_id):
+        if _ended_here(info, session_id) or state.ledger.ended(session_id):
             raise ReportConflict("This onboarding session has ended.")
         raise RoomNotFound(f"No onboarding room named {room_name!r}.")
     if room.session_id != session_id:

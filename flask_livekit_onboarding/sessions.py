@@ -37,7 +37,7 @@ from .rooms import (
 )
 from .signals import send_contained
 from .state import OnboardingState
-from .summaries import note_participants, summarize_ended
+from .summaries import abandon_summary, begin_summary, finish_summary, note_participants
 from .token_request import AgentRequest
 from .tokens import mint_participant_token
 
@@ -244,7 +244,12 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
     """
     room = require_room(state, room_name, caller, "end")
     _note_participants(state, room)
-    delete_room(state.livekit, room.name)
+    summary = begin_summary(state, room)
+    try:
+        delete_room(state.livekit, room.name)
+    except Exception:
+        abandon_summary(state, room, summary)
+        raise
     ended_by = caller.identity if caller is not None else "the host"
     logger.info("onboarding room %r ended by %r", room.name, ended_by)
     if state.config.session_policy == "new":
@@ -256,7 +261,7 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
         identity=caller,
         session_id=room.session_id,
     )
-    summarize_ended(_app(), state, room)
+    finish_summary(_app(), state, room, summary)
     return room
 
 

@@ -1,10 +1,11 @@
 """Every session's end, summarized once: who took part, how long, which steps, what outcome.
 
 A session ends when LiveKit closes its room (the ``room_finished`` webhook) or when it is
-ended through the library (``DELETE {prefix}/rooms/<name>``, ``flask livekit end``). Whichever
-app host sees the end first claims the summary by session id in the shared ledger and sends
-:data:`signals.session_summarized`; a :func:`signals.required` receiver that fails gives the
-claim back, so the next end (LiveKit's retry of the webhook) sends it again.
+ended through the library (``DELETE {prefix}/rooms/<name>``, ``flask livekit end``). The
+summary is claimed by session id in the webhook de-duplication store, which every app host
+shares through Redis, and :data:`signals.session_summarized` is sent by whoever holds the
+claim; a :func:`signals.required` receiver that fails gives the claim back, so the
+``room_finished`` webhook (or LiveKit's retry of it) sends the summary again.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from flask import Flask
 from livekit import api
 
 from . import signals
+from .dedupe import Claim
 from .envelope import OnboardingRoom
-from .errors import DedupeUnavailable
+from .errors import DedupeUnavailable, WebhookNotDelivered
 from .signals import send_contained
 from .state import OnboardingState
 from .webhooks import Delivery
@@ -29,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 #: The outcome of a session that ended without reporting one.
 NO_OUTCOME = "abandoned"
+#: Prefix of summary claims in the de-duplication store, apart from webhook event ids.
+CLAIM_PREFIX = "summary:"
+#: Seconds a sent summary is remembered: far longer than LiveKit retries a webhook.
+SUMMARY_WINDOW = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -97,25 +103,56 @@ def note_participants(
             state.ledger.add_participant(room.session_id, participant.identity, role)
 
 
-def summarize(
+def begin_summary(state: OnboardingState, room: OnboardingRoom) -> Claim | None:
+    """Before the library ends ``room``'s session: mark it ended and claim its summary.
+
+    Held while the room is closed, so the ``room_finished`` webhook that follows, on any
+    host, is answered 503 until the summary is sent (then it is a duplicate). None when
+    another request holds the summary or the shared store cannot be reached (the webhook
+    then sends it).
+    """
+    if not room.session_id:
+        return None
+    try:
+        state.ledger.mark_ended(room.session_id)
+        claim = _claim(state, room.session_id)
+    except DedupeUnavailable:
+        logger.warning("summary of session %s left to the room_finished webhook", room.session_id)
+        return None
+    return claim if claim.state == "new" else None
+
+
+def abandon_summary(state: OnboardingState, room: OnboardingRoom, claim: Claim | None) -> None:
+    """The session was not ended after all: give its summary's claim back."""
+    if claim is not None:
+        _release(state, room.session_id, claim)
+
+
+def finish_summary(
+    app: Flask, state: OnboardingState, room: OnboardingRoom, claim: Claim | None
+) -> None:
+    """Send the summary claimed by :func:`begin_summary`, once the room is closed.
+
+    When a required receiver fails, the claim is given back and the ``room_finished``
+    webhook's delivery (or LiveKit's retry of it) sends the summary again.
+    """
+    if claim is not None:
+        _send(app, state, room, claim, ended_by="ended", ended_at=int(time.time()))
+
+
+def _send(
     app: Flask,
     state: OnboardingState,
     room: OnboardingRoom,
+    claim: Claim,
     *,
     ended_by: str,
-    ended_at: int | None = None,
+    ended_at: int,
 ) -> list[Any]:
-    """Send the summary of ``room``'s session unless some host already did.
-
-    Returns the :func:`signals.required` receivers that failed (their claim is given back).
-    """
-    if not room.session_id or not state.ledger.claim_summary(room.session_id):
-        return []
+    """Send the summary under ``claim``; mark it done, or give it back if a required
+    receiver failed (returned)."""
     summary = build_summary(
-        room,
-        state.ledger.participants(room.session_id),
-        ended_by=ended_by,
-        ended_at=int(time.time()) if ended_at is None else ended_at,
+        room, state.ledger.participants(room.session_id), ended_by=ended_by, ended_at=ended_at
     )
     logger.info("onboarding session %s ended: %s", summary.session_id, summary.outcome)
     failed = send_contained(
@@ -126,20 +163,32 @@ def summarize(
         summary=summary,
     )
     if failed:
-        try:
-            state.ledger.release_summary(room.session_id)
-        except Exception:
-            logger.exception("summary of session %s could not be released", room.session_id)
+        _release(state, room.session_id, claim)
+        return failed
+    try:
+        state.dedupe.complete(CLAIM_PREFIX + room.session_id, SUMMARY_WINDOW, claim)
+    except Exception:
+        logger.exception("summary of session %s sent but not recorded as sent", room.session_id)
     return failed
 
 
-def summarize_ended(app: Flask, state: OnboardingState, room: OnboardingRoom) -> None:
-    """Summarize a session ended through the library; when the shared ledger cannot be
-    reached the ``room_finished`` webhook that follows sends the summary instead."""
+def _claim(state: OnboardingState, session_id: str) -> Claim:
     try:
-        summarize(app, state, room, ended_by="ended")
+        return state.dedupe.claim(
+            CLAIM_PREFIX + session_id, SUMMARY_WINDOW, state.config.webhook_claim_ttl
+        )
     except DedupeUnavailable:
-        logger.warning("summary of session %s left to the room_finished webhook", room.session_id)
+        raise
+    except Exception:
+        logger.exception("summary of session %s not claimed: the store failed", session_id)
+        raise DedupeUnavailable() from None
+
+
+def _release(state: OnboardingState, session_id: str, claim: Claim) -> None:
+    try:
+        state.dedupe.release(CLAIM_PREFIX + session_id, claim)
+    except Exception:
+        logger.exception("summary of session %s could not be released", session_id)
 
 
 def build_summary(
@@ -170,13 +219,24 @@ def build_summary(
 def follow_webhook(app: Flask, state: OnboardingState, delivery: Delivery) -> list[Any]:
     """Note who joins an onboarding room, and summarize its session when LiveKit closes it.
 
-    Returns the :func:`signals.required` summary receivers that failed (LiveKit retries).
+    Returns the :func:`signals.required` summary receivers that failed (LiveKit retries);
+    :class:`WebhookNotDelivered` (503) while another request is sending the summary.
     """
     room, event = delivery.room, delivery.event
-    if room is None:
+    if room is None or not room.session_id:
         return []
     if event.event == "participant_joined":
         note_participants(state, room, [event.participant])
     elif event.event == "room_finished":
-        return summarize(app, state, room, ended_by="room_finished", ended_at=int(event.created_at))
+        state.ledger.mark_ended(room.session_id)
+        claim = _claim(state, room.session_id)
+        if claim.state == "busy":
+            raise WebhookNotDelivered(
+                "This session's summary is being sent by another request; retry later.",
+                retry_after=claim.retry_after,
+            )
+        if claim.state == "new":
+            return _send(
+                app, state, room, claim, ended_by="room_finished", ended_at=int(event.created_at)
+            )
     return []

@@ -118,8 +118,9 @@ def _at_least_once(app: Flask, state: OnboardingState, delivery: Delivery) -> tu
 
 
 def _deliver(app: Flask, state: OnboardingState, delivery: Delivery) -> list[Any]:
-    """The event's signals, then what the session's summary makes of it; failed receivers."""
-    return announce(app, delivery) + follow_webhook(app, state, delivery)
+    """The session's summary, if the event ends one, then the event's signals; the required
+    receivers that failed. A summary being sent elsewhere answers 503 before any signal."""
+    return follow_webhook(app, state, delivery) + announce(app, delivery)
 
 
 def _store(event_id: str, call: Callable[[], T]) -> T:

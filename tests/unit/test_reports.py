@@ -440,3 +440,53 @@ def test_the_envelope_signature_covers_the_reports(app: Flask) -> None:
     assert binding.verify(ROOM, with_reports)
     assert not binding.verify(ROOM, forged)
     assert Envelope.from_metadata(with_reports.to_metadata()) == with_reports
+
+
+def _finish(app: Flask, room: api.Room) -> Any:
+    body = webhook_body("room_finished", room=room)
+    return app.test_client().post(
+        "/livekit/webhook", data=body, headers={"Authorization": sign_webhook(body, KEY, SECRET)}
+    )
+
+
+def test_a_summary_whose_required_receiver_failed_is_sent_again_by_room_finished(
+    app: Flask, fake: FakeLiveKit
+) -> None:
+    sent: list[str] = []
+
+    @signals.required
+    def store(sender: Flask, *, summary: Any, **extra: Any) -> None:
+        sent.append(summary.ended_by)
+        if len(sent) == 1:
+            raise RuntimeError("database down")
+
+    room = fake.room.rooms[ROOM]
+    with signals.session_summarized.connected_to(store, app):
+        assert app.test_client().delete(f"/livekit/rooms/{ROOM}").status_code == 204
+        assert _finish(app, room).status_code == 200
+        assert _finish(app, room).status_code == 200
+
+    assert sent == ["ended", "room_finished"]
+
+
+def test_room_finished_waits_while_another_request_sends_the_summary(
+    app: Flask, fake: FakeLiveKit
+) -> None:
+    room = fake.room.rooms.pop(ROOM)
+    state = get_state(app)
+    held = state.dedupe.claim(f"summary:{session_of_room(room)}", 60, 10)
+    with signals.session_summarized.connected_to(summaries := _Recorder(), app):
+        busy = _finish(app, room)
+        state.dedupe.release(f"summary:{session_of_room(room)}", held)
+        retried = _finish(app, room)
+
+    assert busy.status_code == 503
+    assert int(busy.headers["Retry-After"]) >= 1
+    assert retried.status_code == 200
+    assert len(summaries.calls) == 1
+
+
+def session_of_room(room: api.Room) -> str:
+    envelope = Envelope.from_metadata(room.metadata)
+    assert envelope is not None
+    return envelope.session_id
