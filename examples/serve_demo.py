@@ -111,14 +111,18 @@ def _banner(
     )
 
 
-def _start_agent(livekit: LiveKitDevServer, announce: Callable[[str], None]) -> AgentWorker | None:
-    """The example agent as a worker registered with ``livekit``; None when it cannot run."""
+def _start_agent(
+    livekit: LiveKitDevServer, announce: Callable[[str], None], host_url: str
+) -> AgentWorker | None:
+    """The example agent as a worker registered with ``livekit``, reporting to ``host_url``;
+    None when it cannot run."""
     worker = AgentWorker(
         livekit.url,
         livekit.api_key,
         livekit.api_secret,
         agent_name=AGENT_NAME,
         log_path=livekit.workdir / "agent.log",
+        host_url=host_url,
     )
     try:
         worker.start()
@@ -145,7 +149,8 @@ def serve(
         f"examples.{app_name}.app"
     ).create_app
     with LiveKitDevServer() as livekit:
-        worker = _start_agent(livekit, announce) if agent else None
+        reports_to = f"http://{host}:{port}/livekit"
+        worker = _start_agent(livekit, announce, reports_to) if agent else None
         try:
             app = create_app(
                 {

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load l
     from .hooks import RoomAction as RoomAction
     from .http import create_blueprint as create_blueprint
     from .state import OnboardingState as OnboardingState
+    from .summaries import SessionSummary as SessionSummary
 
 _EXPORTS = {
     "signals": "signals",
@@ -64,6 +65,7 @@ _EXPORTS = {
     "RoomAction": "hooks",
     "create_blueprint": "http",
     "OnboardingState": "state",
+    "SessionSummary": "summaries",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -126,7 +126,8 @@ def token_command(
     help="Show at most this many rooms, newest first.",
 )
 def rooms_command(as_json: bool, limit: int) -> None:
-    """List the live onboarding rooms, newest first: name, owner, users, agents and age.
+    """List the live onboarding rooms, newest first: name, owner, users, agents, age, and the
+    step and outcome the session's agent reported.
 
     One ListRooms call reads every live room (LiveKit has no prefix filter); the rooms shown
     are then counted with ListParticipants, which is exact at once and tells agents apart.
@@ -145,17 +146,20 @@ def rooms_command(as_json: bool, limit: int) -> None:
     if not rooms:
         click.echo("No onboarding rooms are live.")
         return
-    rows = [("ROOM", "OWNER", "USERS", "AGENTS", "AGE")]
+    rows = [("ROOM", "OWNER", "USERS", "AGENTS", "AGE", "STEP", "OUTCOME")]
     for room in shown:
         count = counts.get(room.name)
         users = str(count.users) if count else f"~{room.num_participants}"
         agents = str(count.agents) if count else "?"
         age = _age(now - room.created_at)
-        rows.append((_printable(room.name), _printable(room.owner), users, agents, age))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        step, outcome = (_printable(value or "-") for value in _progress(room))
+        rows.append(
+            (_printable(room.name), _printable(room.owner), users, agents, age, step, outcome)
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
     for row in rows:
-        cells = [row[i].ljust(widths[i]) for i in range(4)]
-        click.echo("  ".join([*cells, row[4]]))
+        cells = [row[i].ljust(widths[i]) for i in range(6)]
+        click.echo("  ".join([*cells, row[6]]))
     if len(rooms) > len(shown):
         click.echo(f"{len(rooms) - len(shown)} more not shown (--limit).")
 
@@ -299,7 +303,20 @@ def _room_row(room: OnboardingRoom, count: Headcount | None, now: int) -> dict[s
         "num_participants": room.num_participants,
         "created_at": room.created_at,
         "age_seconds": max(0, now - room.created_at),
+        "step": _progress(room)[0],
+        "outcome": _progress(room)[1],
     }
+
+
+def _progress(room: OnboardingRoom) -> tuple[str | None, str | None]:
+    """The step the session's agent last reported, and the outcome it reported, if any."""
+    step = room.reports.get("current")
+    outcome = room.reports.get("outcome")
+    reported = outcome.get("outcome") if isinstance(outcome, dict) else None
+    return (
+        step if isinstance(step, str) else None,
+        reported if isinstance(reported, str) else None,
+    )
 
 
 def _printable(text: str) -> str:

@@ -11,8 +11,9 @@ metadata of every agent dispatch it makes, one JSON document (contract version 2
         "client": {…},            # notes the room's users may write: never trusted
         "created_at": 1700000000, # unix seconds
         "join_by": 1700000125,    # on_join only: a room LiveKit creates after this is stale
-        "sig": "…"                # HMAC binding room name, session, owner, times and context
-    }}
+        "reports": {…},           # progress and outcome the agent reported (when any)
+        "sig": "…"                # HMAC binding room name, session, owner, times, context
+    }}                            # and reports
 
 A token's room configuration outlives the session (LiveKit copies it into every refresh token
 it pushes), so an envelope that travels in a token names the latest time a room may be created
@@ -75,6 +76,8 @@ class Envelope:
     signature: str = ""
     #: Unix seconds after which a room created with this envelope is stale; 0: no deadline.
     join_by: int = 0
+    #: Progress and outcome reported back by the session's agent, recorded by the host only.
+    reports: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def new(cls, owner: str, context: Mapping[str, Any], created_at: int) -> Envelope:
@@ -100,6 +103,7 @@ class Envelope:
             version=_int(record.get("v")),
             signature=_text(record.get("sig")),
             join_by=_int(record.get("join_by")),
+            reports=_mapping(record.get("reports")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +118,8 @@ class Envelope:
         }
         if self.join_by:
             record["join_by"] = self.join_by
+        if self.reports:
+            record["reports"] = dict(self.reports)
         if self.signature:
             record["sig"] = self.signature
         return {METADATA_KEY: record}
@@ -232,7 +238,10 @@ class RoomBinding:
         signed: list[Any] = [room_name, envelope.session_id, envelope.owner, envelope.created_at]
         if envelope.join_by:
             signed.append({"join_by": envelope.join_by})
-        payload = _dumps([*signed, dict(envelope.context)]).encode()
+        document: list[Any] = [*signed, dict(envelope.context)]
+        if envelope.reports:  # only when present, so envelopes signed before reports still verify
+            document.append(dict(envelope.reports))
+        payload = _dumps(document).encode()
         digest = hmac.new(key or self.key, payload, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
@@ -251,6 +260,8 @@ class OnboardingRoom:
     client: Mapping[str, Any] = field(default_factory=dict)
     #: The envelope as stored, signature included.
     envelope: Envelope | None = field(default=None, repr=False)
+    #: Progress and outcome the session's agent reported (see :mod:`.reports`).
+    reports: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_envelope(cls, room: RoomLike, envelope: Envelope) -> OnboardingRoom:
@@ -264,6 +275,7 @@ class OnboardingRoom:
             session_id=envelope.session_id,
             client=dict(envelope.client),
             envelope=envelope,
+            reports=dict(envelope.reports),
         )
 
 

@@ -233,3 +233,29 @@ class WebhookNotDelivered(ApiError, wz.ServiceUnavailable):
 
     def extra_headers(self) -> list[tuple[str, str]]:
         return [("Retry-After", str(self.retry_after))] if self.retry_after else []
+
+
+class ReportConflict(ApiError, wz.Conflict):
+    """A report for a session that has ended or was replaced, or a second, different outcome."""
+
+    code = 409
+    error_code = "report_conflict"
+    description = "The report does not fit the session's current state."
+
+
+class ReportNotDelivered(ApiError, wz.ServiceUnavailable):
+    """A required receiver of a report's signals failed, or another request holds the report.
+
+    ``retry_after`` (seconds) becomes a ``Retry-After`` header, which the agent's helper honours.
+    """
+
+    code = 503
+    error_code = "report_not_delivered"
+    description = "The report was not delivered; send it again."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def extra_headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after))] if self.retry_after else []

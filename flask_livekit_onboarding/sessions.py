@@ -40,6 +40,7 @@ from .rooms import (
 )
 from .signals import send_contained
 from .state import OnboardingState
+from .summaries import abandon_summary, begin_summary, finish_summary, note_participants
 from .telemetry import context_update_span, token_span
 from .token_request import AgentRequest
 from .tokens import JOIN_GRACE, mint_participant_token
@@ -287,7 +288,13 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
     configuration: a kept token can only open an empty room.
     """
     room = require_room(state, room_name, caller, "end")
-    delete_room(state.livekit, room.name)
+    _note_participants(state, room)
+    summary = begin_summary(state, room)
+    try:
+        delete_room(state.livekit, room.name)
+    except Exception:
+        abandon_summary(state, room, summary)
+        raise
     ended_by = caller.identity if caller is not None else "the host"
     logger.info(
         "onboarding room %r ended by %r",
@@ -307,7 +314,16 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
         identity=caller,
         session_id=room.session_id,
     )
+    finish_summary(_app(), state, room, summary)
     return room
+
+
+def _note_participants(state: OnboardingState, room: OnboardingRoom) -> None:
+    """Remember who is in the room for its summary; the end goes ahead if that fails."""
+    try:
+        note_participants(state, room, list_participants(state.livekit, room.name))
+    except ApiError as error:
+        logger.warning("participants of %r not noted: %s", room.name, error.error_code)
 
 
 def list_sessions(state: OnboardingState) -> list[OnboardingRoom]:

@@ -134,3 +134,24 @@ context_updated = _signals.signal("livekit-onboarding.context-updated")
 #: A session was ended through the session routes or the CLI. Keyword arguments:
 #: ``room_name``, ``identity`` (None from the CLI).
 session_ended = _signals.signal("livekit-onboarding.session-ended")
+
+# Reports from a session's agent (``POST {prefix}/rooms/<room_name>/reports``), sent after the
+# report is recorded and before the agent gets its answer. A :func:`required` receiver that
+# fails answers the agent 503, and the agent's retry sends the report's signals again.
+
+#: A new report was accepted (a repeated report id sends nothing). Keyword arguments:
+#: ``room_name``, ``session_id``, ``report_id``, ``kind`` (``"progress"``, ``"outcome"`` or
+#: ``"note"``) and ``payload`` (``{"step", "state"}``, ``{"outcome", "summary", "data"}`` or
+#: ``{"data"}``).
+report_received = _signals.signal("livekit-onboarding.report-received")
+
+#: The session's outcome was reported; once per session. Keyword arguments: ``room_name``,
+#: ``session_id``, ``report_id``, ``outcome`` (``"completed"``, ``"abandoned"`` or
+#: ``"handed_off"``), ``summary`` (str or None), ``data`` (dict).
+outcome_reported = _signals.signal("livekit-onboarding.outcome-reported")
+
+#: A session ended (LiveKit closed its room, or it was ended through the library); once per
+#: session across every app host sharing the store. Keyword arguments: ``room_name``,
+#: ``session_id``, ``summary`` (:class:`~flask_livekit_onboarding.summaries.SessionSummary`).
+#: A :func:`required` receiver that fails has the ``room_finished`` webhook delivered again.
+session_summarized = _signals.signal("livekit-onboarding.session-summarized")

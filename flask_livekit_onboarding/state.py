@@ -14,6 +14,7 @@ from .config import ConfigurationWarning, OnboardingConfig
 from .csrf import CSRFProtector
 from .dedupe import WebhookDedupe
 from .hooks import Hooks
+from .ledger import SessionLedger, make_ledger
 from .livekit_bridge import LiveKitClient
 from .locks import RoomLocks, make_room_locks
 from .marks import Marks
@@ -39,6 +40,8 @@ class OnboardingState:
     csrf: CSRFProtector | None = None
     #: Revoked demo guests and ended rooms, kept between requests.
     marks: Marks = field(default=None)  # type: ignore[assignment]
+    #: Who took part in each session, and its once-only summary; shared like ``dedupe``.
+    ledger: SessionLedger = field(default=None)  # type: ignore[assignment]
     #: The extension's keys of ``app.config`` as ``init_app`` read them.
     config_snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)
@@ -50,6 +53,8 @@ class OnboardingState:
             self.locks = make_room_locks(self.config)
         if self.marks is None:
             self.marks = Marks(self.config)
+        if self.ledger is None:
+            self.ledger = make_ledger(self.config)
 
     def report_config_changes(self, config: Mapping[str, Any]) -> None:
         """Warn once per key changed in ``app.config`` after ``init_app``, which never sees it."""
@@ -70,6 +75,7 @@ class OnboardingState:
         self.dedupe.close()
         self.locks.close()
         self.marks.close()
+        self.ledger.close()
 
 
 def get_state(app: Flask | None = None) -> OnboardingState:

@@ -36,7 +36,8 @@ from livekit.agents import AgentServer, AutoSubscribe, JobContext
 from livekit.agents.telemetry import set_tracer_provider, tracer
 from opentelemetry import context, propagate
 
-from examples.agent.script import OnboardingScript
+from examples.agent.script import STEP_IDS, OnboardingScript
+from flask_livekit_onboarding.agent_reports import Reporter
 from flask_livekit_onboarding.envelope import Envelope, client_metadata, trace_context
 
 logger = logging.getLogger("onboarding-agent")
@@ -134,6 +135,8 @@ class OnboardingAgent:
         self.state = StatePublisher(ctx.room.local_participant)
         self.budget = MessageBudget()
         self._sending = 0
+        self.reports = _reporter(ctx)
+        self.finished = False
 
     def start(self) -> None:
         room = self.room
@@ -145,6 +148,7 @@ class OnboardingAgent:
         for participant in room.remote_participants.values():
             if participant.state == rtc.ParticipantState.PARTICIPANT_STATE_ACTIVE:
                 self._on_active(participant)
+        self._report_step(None)
         if not self._sending:
             self.state.set("listening")
 
@@ -203,9 +207,27 @@ class OnboardingAgent:
     async def _answer(self, reader: rtc.TextStreamReader, sender: str) -> None:
         self.state.set("thinking")
         text = await reader.read_all()
+        before = self.script.step
         await self.say(self.script.reply(text), to=[sender])
+        self._report_step(before)
         if not self._sending:
             self.state.set("listening")
+
+    def _report_step(self, before: str | None) -> None:
+        """Tell the host app where the tour is; the last step completes the onboarding."""
+        step, last = self.script.step, STEP_IDS[-1]
+        if self.reports is None or step == before:
+            return
+        if (
+            before in STEP_IDS
+            and step in STEP_IDS
+            and STEP_IDS.index(step) > STEP_IDS.index(before)
+        ):
+            self.reports.report_progress(before, "done")
+        self.reports.report_progress(step, "done" if step == last else "started")
+        if step == last and not self.finished:
+            self.finished = True
+            self.reports.report_outcome("completed", summary="The user finished the tour.")
 
     def _on_metadata(self, old: str, new: str) -> None:
         envelope = Envelope.from_metadata(new)
@@ -254,6 +276,17 @@ def _export_traces() -> None:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     set_tracer_provider(provider)
+
+
+def _reporter(ctx: JobContext) -> Reporter | None:
+    """The reporter to the host app (``LIVEKIT_ONBOARDING_HOST_URL``), or None without one."""
+    try:
+        reporter = Reporter.from_job(ctx)
+    except ValueError as error:
+        logger.info("not reporting to the host app: %s", error)
+        return None
+    ctx.add_shutdown_callback(lambda: reporter.aclose(timeout=5))
+    return reporter
 
 
 @server.rtc_session(agent_name=AGENT_NAME)

@@ -70,10 +70,13 @@ class AgentWorker:
         log_level: str = "INFO",
         http_port: int = 0,
         env: dict[str, str] | None = None,
+        host_url: str | None = None,
     ) -> None:
         self.url = url
         self.http_port = http_port
         self.extra_env = dict(env or {})
+        #: The app's URL with the extension's prefix, where the agent posts its reports.
+        self.host_url = host_url
         self.agent_name = agent_name
         self.log_path = Path(log_path)
         self.python = Path(python) if python else agent_python()
@@ -96,6 +99,7 @@ class AgentWorker:
             "ONBOARDING_AGENT_HTTP_HOST": "127.0.0.1",
             **({"ONBOARDING_AGENT_HTTP_PORT": str(self.http_port)} if self.http_port else {}),
             **self.extra_env,
+            **({"LIVEKIT_ONBOARDING_HOST_URL": self.host_url} if self.host_url else {}),
         }
 
     def active_jobs(self) -> int:

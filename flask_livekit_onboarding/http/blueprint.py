@@ -18,6 +18,7 @@ from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
 from ..state import EXTENSION_KEY, OnboardingState, get_state
 from .bodies import limit_body
 from .health_view import add_health_route
+from .report_view import receive_report
 from .session_views import end_session, room_status, update_context
 from .token_view import issue_token
 from .webhook_view import receive_webhook
@@ -55,6 +56,7 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     _rule(bp, "/rooms/<room_name>", "end_session", end_session, ["DELETE"])
     refuse_other_methods(bp, "/rooms/<room_name>", "room", ["GET", "DELETE"])
     add_route(bp, "/rooms/<room_name>/context", "update_context", update_context, ["PATCH"])
+    add_route(bp, "/rooms/<room_name>/reports", "report", receive_report, ["POST"])
     add_route(bp, "/openapi.json", "openapi", openapi_document, ["GET"])
     bp.record(add_health_route)
     bp.record(_claim_the_prefix)

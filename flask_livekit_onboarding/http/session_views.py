@@ -23,10 +23,10 @@ def room_status(room_name: str) -> Response:
     """``GET .../rooms/<room_name>``: the live room, who is in it and its onboarding context.
 
     200 ``{"room_name", "exists", "started", "session_id", "room_sid", "owner", "created_at"
-    (unix seconds), "context", "client", "num_participants", "participants": [{"identity",
-    "name", "kind", "joined_at"}]}``, where ``kind`` is LiveKit's participant kind in lower
-    case (``"standard"``, ``"agent"``, ...). The caller's own ``on_join`` session whose room
-    nobody has joined yet answers ``"exists": false, "started": false`` (LiveKit creates it
+    (unix seconds), "context", "client", "reports", "num_participants", "participants":
+    [{"identity", "name", "kind", "joined_at"}]}``, where ``kind`` is LiveKit's participant kind
+    in lower case (``"standard"``, ``"agent"``, ...). The caller's own ``on_join`` session whose
+    room nobody has joined yet answers ``"exists": false, "started": false`` (LiveKit creates it
     at the first join); ``session_id`` and ``room_sid`` tell one session from the next.
     """
     state = get_state()
@@ -42,6 +42,7 @@ def room_status(room_name: str) -> Response:
         created_at=status.room.created_at or None,
         context=dict(status.room.context),
         client=dict(status.room.client),
+        reports=dict(status.room.reports),
         num_participants=len(participants),
         participants=participants,
     )

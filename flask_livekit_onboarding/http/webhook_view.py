@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, jsonify, request
 
 from ..dedupe import Claim
 from ..errors import DedupeUnavailable, WebhookNotDelivered
 from ..state import OnboardingState, get_state
+from ..summaries import follow_webhook
 from ..telemetry import WebhookLogger, dedupe_call, webhook_span
 from ..webhooks import Delivery, announce, prepare, verify_webhook
 from .bodies import read_body
@@ -69,7 +70,7 @@ def _at_most_once(app: Flask, state: OnboardingState, delivery: Delivery) -> tup
         logger.info("webhook %s (%s) is a duplicate; ignored", event.id, event.event)
         return _acknowledge("duplicate")
     try:
-        announce(app, delivery)
+        _deliver(app, state, delivery)
     except Exception:
         _release(state, event.id, None)
         raise
@@ -96,7 +97,7 @@ def _at_least_once(app: Flask, state: OnboardingState, delivery: Delivery) -> tu
             retry_after=claim.retry_after,
         )
     try:
-        failed = announce(app, delivery)
+        failed = _deliver(app, state, delivery)
     except Exception:
         _release(state, event.id, claim)
         raise
@@ -116,6 +117,12 @@ def _at_least_once(app: Flask, state: OnboardingState, delivery: Delivery) -> tu
         # expires would be delivered again, which at-least-once receivers tolerate.
         logger.exception("webhook %s delivered but could not be recorded as done", event.id)
     return _acknowledge("accepted")
+
+
+def _deliver(app: Flask, state: OnboardingState, delivery: Delivery) -> list[Any]:
+    """The session's summary, if the event ends one, then the event's signals; the required
+    receivers that failed. A summary being sent elsewhere answers 503 before any signal."""
+    return follow_webhook(app, state, delivery) + announce(app, delivery)
 
 
 @dedupe_call

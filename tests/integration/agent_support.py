@@ -52,7 +52,10 @@ def agent_worker(
 
 
 def start_worker(
-    server: LiveKitDevServer, agent_name: str, tmp_path_factory: pytest.TempPathFactory
+    server: LiveKitDevServer,
+    agent_name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    host_url: str | None = None,
 ) -> AgentWorker:
     try:
         python = ensure_agent_env()
@@ -65,6 +68,7 @@ def start_worker(
         agent_name=agent_name,
         python=python,
         log_path=tmp_path_factory.mktemp("agent") / f"{agent_name}.log",
+        host_url=host_url,
     )
     try:
         worker.start()

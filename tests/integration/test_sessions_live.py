@@ -121,6 +121,7 @@ def test_status_and_replace_read_back_from_livekit(app: Flask, users: Any) -> No
         "session_id": before["session_id"],
         "room_sid": before["room_sid"],
         "client": {},
+        "reports": {},
         "owner": "user-1",
         "created_at": before["created_at"],
         "context": {"user": "user-1", "plan": "pro", "locale": "en", "step": "welcome"},

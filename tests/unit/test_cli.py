@@ -201,10 +201,10 @@ def test_rooms_lists_onboarding_rooms_newest_first_with_users_and_agents(
 
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ROOM", "OWNER", "USERS", "AGENTS", "AGE"]
+    assert lines[0].split() == ["ROOM", "OWNER", "USERS", "AGENTS", "AGE", "STEP", "OUTCOME"]
     assert lines[1].split()[:4] == ["onboarding-new", "grace", "1", "1"]
     assert lines[1].split()[4] in ("2m05s", "2m06s")
-    assert lines[2].split() == ["onboarding-old", "ada", "0", "0", "2h05m"]
+    assert lines[2].split() == ["onboarding-old", "ada", "0", "0", "2h05m", "-", "-"]
     assert len(lines) == 3
     assert lines[2].index("ada") == lines[0].index("OWNER")
 

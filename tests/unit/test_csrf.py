@@ -150,6 +150,7 @@ def _wrong_methods(app: Flask) -> Iterator[tuple[str, str]]:
     """Every extension path with every method it does not serve."""
     paths = {"/livekit/token", "/livekit/webhook", "/livekit/openapi.json"}
     paths |= {"/livekit/rooms/onboarding-x", "/livekit/rooms/onboarding-x/context"}
+    paths |= {"/livekit/rooms/onboarding-x/reports"}
     served: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("livekit_onboarding.") and not rule.endpoint.endswith(

@@ -65,6 +65,7 @@ def test_owner_sees_room_status_with_participants_and_context(
         "session_id": session_id,
         "room_sid": "RM_onboarding-abc",
         "client": {},
+        "reports": {},
         "exists": True,
         "owner": "user-1",
         "created_at": 1_700_000_000,

@@ -3,7 +3,8 @@
 // The page asks the Flask app's standardized token endpoint for credentials through
 // livekit-client's TokenSource.endpoint(), joins the onboarding room, and shows what the
 // host app put in the room metadata plus who is in the room, and chats with the onboarding
-// agent (examples/agent) on LiveKit's text-stream chat topic.
+// agent (examples/agent) on LiveKit's text-stream chat topic. The checklist follows the steps
+// and the outcome the agent reports to the host, which records them in the room metadata.
 import { ConnectionState, Room, RoomEvent, Track, TokenSource } from 'livekit-client';
 
 const $ = (selector) => document.querySelector(selector);
@@ -21,6 +22,9 @@ const ui = {
   me: $('#me'),
   context: $('#context tbody'),
   contextEmpty: $('#context-empty'),
+  progress: $('#progress'),
+  progressEmpty: $('#progress-empty'),
+  outcome: $('#outcome'),
   participants: $('#participants'),
   count: $('#participant-count'),
   media: $('#media'),
@@ -74,6 +78,49 @@ function onboardingContext(metadata) {
   } catch {
     return null;
   }
+}
+
+/** What the agent reported back: {steps, current, outcome}, as the host recorded it. */
+function onboardingReports(metadata) {
+  try {
+    const reports = JSON.parse(metadata || '{}').onboarding?.reports;
+    return reports && typeof reports === 'object' ? reports : {};
+  } catch {
+    return {};
+  }
+}
+
+const STEP_MARK = { done: '✓', skipped: '–', started: '…' };
+const OUTCOME_TEXT = {
+  completed: 'Onboarding completed',
+  abandoned: 'Onboarding abandoned',
+  handed_off: 'Handed to a person',
+};
+
+function renderProgress(metadata) {
+  const { steps = [], current, outcome } = onboardingReports(metadata);
+  ui.progress.replaceChildren(
+    ...steps.map(({ step, state }) => {
+      const li = document.createElement('li');
+      li.dataset.step = step;
+      li.dataset.state = state;
+      if (step === current) li.setAttribute('aria-current', 'step');
+      li.textContent = `${STEP_MARK[state] ?? ''} ${step}`;
+      return li;
+    }),
+  );
+  ui.progressEmpty.hidden = steps.length > 0;
+  ui.outcome.hidden = !outcome;
+  if (outcome) {
+    ui.outcome.dataset.outcome = outcome.outcome;
+    ui.outcome.textContent = OUTCOME_TEXT[outcome.outcome] ?? outcome.outcome;
+    if (outcome.summary) ui.outcome.textContent += `: ${outcome.summary}`;
+  }
+}
+
+function renderRoom(metadata) {
+  renderContext(metadata);
+  renderProgress(metadata);
 }
 
 function formatValue(value) {
@@ -215,7 +262,7 @@ function createRoom() {
   r.on(RoomEvent.ParticipantConnected, renderParticipants)
     .on(RoomEvent.ParticipantDisconnected, renderParticipants)
     .on(RoomEvent.ParticipantNameChanged, renderParticipants)
-    .on(RoomEvent.RoomMetadataChanged, renderContext)
+    .on(RoomEvent.RoomMetadataChanged, renderRoom)
     .on(RoomEvent.TrackSubscribed, (track, _pub, participant) => attachTrack(track, participant))
     .on(RoomEvent.TrackUnsubscribed, detachTrack)
     .on(RoomEvent.LocalTrackPublished, (pub) => {
@@ -238,6 +285,7 @@ function resetSession() {
   ui.media.replaceChildren();
   ui.chat.replaceChildren();
   ui.chatEmpty.hidden = false;
+  renderProgress('');
   agentSeen = false;
   for (const audio of document.querySelectorAll('body > audio')) audio.remove();
   setStatus('idle');
@@ -284,7 +332,7 @@ async function start() {
   ui.roomName.textContent = r.name;
   const me = r.localParticipant;
   ui.me.textContent = me.name && me.name !== me.identity ? `${me.name} (${me.identity})` : me.identity;
-  renderContext(r.metadata);
+  renderRoom(r.metadata);
   renderParticipants();
   ui.session.hidden = false;
   setStatus('connected');
