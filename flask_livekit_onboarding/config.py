@@ -69,6 +69,15 @@ WEBHOOK_DELIVERY = "at_least_once"
 #: Seconds an event being delivered is held for its process in ``at_least_once`` mode; a retry
 #: within them is answered 503 with ``Retry-After``, a retry after them takes the event over.
 WEBHOOK_CLAIM_TTL = 10
+#: Default lifetime of an invite, in seconds; it dies with its session in any case.
+INVITE_TTL = 3600
+#: Longest lifetime an invite may be given, in seconds.
+INVITE_MAX_TTL = 24 * 3600
+#: Live invites a session may have at once; creating one more answers 422.
+MAX_INVITES = 20
+#: Page that redeems invites, an absolute URL or a path on the app (it reads the room and code
+#: from the link's fragment); None: invites come without a link.
+INVITE_URL: str | None = None
 
 _PREFIX = "LIVEKIT_ONBOARDING_"
 DEFAULTS: dict[str, Any] = {
@@ -97,6 +106,10 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "REDIS_URL": REDIS_URL,
     _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
     _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
+    _PREFIX + "INVITE_TTL": INVITE_TTL,
+    _PREFIX + "INVITE_MAX_TTL": INVITE_MAX_TTL,
+    _PREFIX + "MAX_INVITES": MAX_INVITES,
+    _PREFIX + "INVITE_URL": INVITE_URL,
 }
 WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
 REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -143,6 +156,10 @@ class OnboardingConfig:
     redis_url: str | None
     webhook_delivery: str = WEBHOOK_DELIVERY
     webhook_claim_ttl: int = WEBHOOK_CLAIM_TTL
+    invite_ttl: int = INVITE_TTL
+    invite_max_ttl: int = INVITE_MAX_TTL
+    max_invites: int = MAX_INVITES
+    invite_url: str | None = INVITE_URL
 
     def __repr__(self) -> str:
         return (
@@ -229,7 +246,32 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         redis_url=_text(config[_PREFIX + "REDIS_URL"]) or None,
         webhook_delivery=_webhook_delivery(config[_PREFIX + "WEBHOOK_DELIVERY"]),
         webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
+        **_invite_settings(config),
     )
+
+
+def _invite_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    ttl = _number(config, "INVITE_TTL", int, minimum=1)
+    max_ttl = _number(config, "INVITE_MAX_TTL", int, minimum=1)
+    if ttl > max_ttl:
+        raise ConfigurationError(f"{_PREFIX}INVITE_TTL must be at most {_PREFIX}INVITE_MAX_TTL")
+    url = _text(config[_PREFIX + "INVITE_URL"]) or None
+    if url is not None:
+        parts = urlsplit(url)
+        absolute = parts.scheme in ("http", "https") and parts.netloc
+        path = not parts.scheme and not parts.netloc and url.startswith("/")
+        if not (absolute or path) or parts.fragment:
+            # The link carries the code in its fragment, which browsers never send to a server.
+            raise ConfigurationError(
+                f"{_PREFIX}INVITE_URL must be an http(s):// URL or a path starting with '/', "
+                "without a #fragment"
+            )
+    return {
+        "invite_ttl": ttl,
+        "invite_max_ttl": max_ttl,
+        "max_invites": _number(config, "MAX_INVITES", int, minimum=1),
+        "invite_url": url,
+    }
 
 
 def _signing_key(configured: str, api_secret: str) -> bytes:

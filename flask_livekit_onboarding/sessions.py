@@ -27,6 +27,7 @@ from .errors import ApiError, ConfigurationError, Forbidden, ValidationFailed
 from .hooks import Identity
 from .limits import check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
+from .roles import Role
 from .rooms import (
     create_room,
     delete_room,
@@ -104,6 +105,7 @@ def issue_token(
     agents = tuple(agents)
     expires_in = ttl or state.config.token_ttl
     name = participant.name or participant.identity
+    role: Role = "owner"
 
     def mint(settings: api.RoomConfiguration) -> str:
         token = mint_participant_token(
@@ -116,6 +118,7 @@ def issue_token(
             # In both modes: a room LiveKit re-creates from this token is a whole onboarding room.
             room_config=settings,
             ttl=expires_in,
+            role=role,
         )
         return check_participant_token(token, state.config, participant, settings)
 
@@ -128,6 +131,7 @@ def issue_token(
             )
         room = require_room(state, room_name, None if as_operator else caller, "join")
         assert room.envelope is not None
+        role = "owner" if room.owner == caller.identity else "staff"
         settings = _room_settings(state, room.name, room.envelope, _dispatched_agents(state, ()))
         token, resumed = mint(settings), True
     else:
@@ -149,8 +153,48 @@ def issue_token(
         identity=participant,
         participant_name=name,
         expires_in=expires_in,
+        role=role,
     )
     return IssuedToken(state.config.public_url, token, settings.name, name, expires_in, resumed)
+
+
+def issue_invitee_token(
+    state: OnboardingState,
+    room: OnboardingRoom,
+    participant: Identity,
+    role: Role,
+    *,
+    invited_by: str,
+) -> IssuedToken:
+    """A token for an invitee into ``room``, whose invite has already been redeemed.
+
+    The token carries no room configuration: should the session end before the join, it
+    joins no onboarding room and never brings the session back.
+    """
+    name = participant.name or participant.identity
+    expires_in = state.config.token_ttl
+    token = mint_participant_token(
+        state.config,
+        room_name=room.name,
+        identity=participant.identity,
+        name=name,
+        metadata=participant.metadata,
+        attributes=participant.attributes,
+        ttl=expires_in,
+        role=role,
+        invited_by=invited_by,
+    )
+    check_participant_token(token, state.config, participant)
+    send_contained(
+        signals.token_issued,
+        _app(),
+        room_name=room.name,
+        identity=participant,
+        participant_name=name,
+        expires_in=expires_in,
+        role=role,
+    )
+    return IssuedToken(state.config.public_url, token, room.name, name, expires_in, True)
 
 
 def session_status(state: OnboardingState, caller: Identity, room_name: str) -> SessionStatus:

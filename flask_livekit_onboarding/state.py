@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from .config import ConfigurationWarning, OnboardingConfig
 from .dedupe import WebhookDedupe
 from .hooks import Hooks
+from .invite_store import InviteStore, make_invite_store
 from .livekit_bridge import LiveKitClient
 from .locks import RoomLocks, make_room_locks
 
@@ -32,6 +33,8 @@ class OnboardingState:
     dedupe: WebhookDedupe
     #: Per-room locks of context updates; by default chosen like the de-duplication store.
     locks: RoomLocks = field(default=None)  # type: ignore[assignment]
+    #: Where invites are kept; by default chosen like the de-duplication store.
+    invites: InviteStore = field(default=None)  # type: ignore[assignment]
     #: The extension's keys of ``app.config`` as ``init_app`` read them.
     config_snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)
@@ -39,6 +42,8 @@ class OnboardingState:
     def __post_init__(self) -> None:
         if self.locks is None:
             self.locks = make_room_locks(self.config)
+        if self.invites is None:
+            self.invites = make_invite_store(self.config)
 
     def report_config_changes(self, config: Mapping[str, Any]) -> None:
         """Warn once per key changed in ``app.config`` after ``init_app``, which never sees it."""
@@ -58,6 +63,7 @@ class OnboardingState:
         self.livekit.close()
         self.dedupe.close()
         self.locks.close()
+        self.invites.close()
 
 
 def get_state(app: Flask | None = None) -> OnboardingState:

@@ -17,6 +17,7 @@ from werkzeug.routing import BaseConverter
 from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
 from ..state import get_state
 from .bodies import limit_body
+from .invite_views import create_invite, list_invites, revoke_invite
 from .session_views import end_session, room_status, update_context
 from .token_view import issue_token
 from .webhook_view import receive_webhook
@@ -52,6 +53,12 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     _rule(bp, "/rooms/<room_name>", "end_session", end_session, ["DELETE"])
     refuse_other_methods(bp, "/rooms/<room_name>", "room", ["GET", "DELETE"])
     add_route(bp, "/rooms/<room_name>/context", "update_context", update_context, ["PATCH"])
+    _rule(bp, "/rooms/<room_name>/invites", "create_invite", create_invite, ["POST"])
+    _rule(bp, "/rooms/<room_name>/invites", "list_invites", list_invites, ["GET"])
+    refuse_other_methods(bp, "/rooms/<room_name>/invites", "invites", ["GET", "POST"])
+    add_route(
+        bp, "/rooms/<room_name>/invites/<invite_id>", "revoke_invite", revoke_invite, ["DELETE"]
+    )
     add_route(bp, "/openapi.json", "openapi", openapi_document, ["GET"])
     bp.record(_claim_the_prefix)
     return bp
