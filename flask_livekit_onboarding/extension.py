@@ -7,13 +7,15 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app
 
-from . import sessions
+from . import invites, sessions
 from .cli import livekit_cli
 from .config import DEFAULTS, REQUIRED, OnboardingConfig, load_config
 from .dedupe import WebhookDedupe, make_dedupe_store
 from .errors import ConfigurationError
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
+from .invite_store import Invite
+from .invites import CreatedInvite
 from .livekit_bridge import LiveKitBridge, LiveKitClient
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
@@ -102,6 +104,50 @@ class LiveKitOnboarding:
         with (app or current_app).app_context():
             room = sessions.update_context(state, None, room_name, context, mode)
         return dict(room.context)
+
+    def create_invite(
+        self,
+        room_name: str,
+        *,
+        role: str = "participant",
+        ttl: int | None = None,
+        max_uses: int = 1,
+        label: str = "",
+        guests: bool = False,
+        inviter_name: str | None = None,
+        app: Flask | None = None,
+    ) -> CreatedInvite:
+        """Invite somebody into the live session of ``room_name`` as the host (no access check).
+
+        ``inviter_name`` is who invitees are told invited them (default: the room's owner).
+        The result's ``code`` (and ``link``) are shown only now; send the code in the
+        ``X-Onboarding-Invite`` header of the token request.
+        """
+        state = get_state(app)
+        with (app or current_app).app_context():
+            return invites.create_invite(
+                state,
+                None,
+                room_name,
+                role=role,
+                ttl=ttl,
+                max_uses=max_uses,
+                label=label,
+                guests=guests,
+                inviter_name=inviter_name,
+            )
+
+    def list_invites(self, room_name: str, *, app: Flask | None = None) -> list[Invite]:
+        """The invites of the live session of ``room_name`` that can still admit somebody."""
+        state = get_state(app)
+        with (app or current_app).app_context():
+            return invites.list_invites(state, None, room_name)
+
+    def revoke_invite(self, room_name: str, invite_id: str, *, app: Flask | None = None) -> None:
+        """Revoke an invite at once and disconnect whoever joined with it."""
+        state = get_state(app)
+        with (app or current_app).app_context():
+            invites.revoke_invite(state, None, room_name, invite_id)
 
     def identity_loader(self, function: F) -> F:
         """Register the function telling who the current request's user is."""
