@@ -15,6 +15,8 @@ from flask import Flask
 from livekit import rtc
 
 from flask_livekit_onboarding import LiveKitOnboarding, signals
+from flask_livekit_onboarding.invite_store import RedisInviteStore
+from flask_livekit_onboarding.testing import check_invite_store
 
 from .invite_support import (
     EVENT_WAIT,
@@ -369,6 +371,14 @@ def test_twenty_simultaneous_redemptions_of_a_one_use_invite_yield_one_token(
     assert app.test_client().get(path, headers={"X-User": "ada"}).get_json() == {"invites": []}
 
 
+def test_the_redis_store_keeps_the_contract(redis_server: str) -> None:
+    store = RedisInviteStore(redis_server)
+    try:
+        check_invite_store(store)
+    finally:
+        store.close()
+
+
 def test_a_shared_store_keeps_deployments_apart(make_app: Any, redis_server: str) -> None:
     ours = make_app(LIVEKIT_ONBOARDING_REDIS_URL=redis_server)
     theirs = make_app(
@@ -387,3 +397,43 @@ def test_a_shared_store_keeps_deployments_apart(make_app: Any, redis_server: str
     code = create(worker_a, room_name)["code"]
     assert redeem(worker_b, room_name, code, "grace").status_code == 201
     assert error_code(redeem(worker_a, room_name, code, "eve")) == (410, "invite_used_up")
+
+
+def test_the_host_and_the_cli_invite_with_a_ready_link(
+    make_app: Any, onboarding: LiveKitOnboarding
+) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_INVITE_URL="https://app.example.com/join")
+    room_name = start(app, "ada")["room_name"]
+    hosted = onboarding.create_invite(room_name, role="viewer", label="Board", app=app)
+    assert hosted.invite.role == "viewer"
+    assert hosted.link is not None and hosted.link.startswith("https://app.example.com/join#")
+    assert f"room={room_name}" in hosted.link and hosted.code in hosted.link.replace("%2E", ".")
+    viewer = redeem(app, room_name, hosted.code, "grace")
+    assert claims(app, viewer.get_json()["participant_token"]).attributes == {
+        "onboarding.role": "viewer",
+        "onboarding.invited_by": "ada",
+    }
+
+    result = app.test_cli_runner().invoke(
+        args=["livekit", "invite", room_name, "--uses", "2", "--ttl", "600"]
+    )
+    assert result.exit_code == 0, result.output
+    code = result.stdout.strip()
+    assert "link: https://app.example.com/join#" in result.stderr
+    assert redeem(app, room_name, code, "grace").status_code == 201
+    assert redeem(app, room_name, code, "eve").status_code == 201
+    assert error_code(redeem(app, room_name, code, "sam")) == (410, "invite_used_up")
+
+    missing = app.test_cli_runner().invoke(args=["livekit", "invite", "onboarding-nope"])
+    assert missing.exit_code == 1
+    assert "No onboarding room named 'onboarding-nope'" in missing.stderr
+    too_long = app.test_cli_runner().invoke(
+        args=["livekit", "invite", room_name, "--ttl", "999999"]
+    )
+    assert too_long.exit_code == 1
+    assert "ttl must be a whole number of seconds" in too_long.stderr
+
+    hosted_ids = [i.id for i in onboarding.list_invites(room_name, app=app)]
+    assert hosted.invite.id not in hosted_ids  # its one use is taken
+    onboarding.revoke_invite(room_name, hosted.invite.id, app=app)
+    assert error_code(redeem(app, room_name, hosted.code, "grace")) == (410, "invite_revoked")

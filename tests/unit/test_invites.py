@@ -1,0 +1,77 @@
+"""Invites and roles without a server: the store contract, configuration and role reading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from livekit import api
+
+from flask_livekit_onboarding import ConfigurationError
+from flask_livekit_onboarding.invite_store import MemoryInviteStore
+from flask_livekit_onboarding.roles import role_of
+from flask_livekit_onboarding.testing import check_invite_store
+
+
+def test_the_in_process_store_keeps_the_contract() -> None:
+    check_invite_store(MemoryInviteStore())
+
+
+def test_a_store_that_forgets_uses_fails_the_contract() -> None:
+    class Forgetful(MemoryInviteStore):
+        def redeem(self, invite_id: str, identity: str, now: float) -> Any:
+            verdict, invite = super().redeem(invite_id, identity, now)
+            return ("ok" if verdict in ("again", "used_up") else verdict), invite
+
+    with pytest.raises(AssertionError):
+        check_invite_store(Forgetful())
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"LIVEKIT_ONBOARDING_INVITE_TTL": 7200, "LIVEKIT_ONBOARDING_INVITE_MAX_TTL": 3600}, "TTL"),
+        ({"LIVEKIT_ONBOARDING_INVITE_URL": "https://app.example.com/join#x"}, "INVITE_URL"),
+        ({"LIVEKIT_ONBOARDING_INVITE_URL": "join"}, "INVITE_URL"),
+        ({"LIVEKIT_ONBOARDING_MAX_INVITES": 0}, "MAX_INVITES"),
+    ],
+)
+def test_bad_invite_settings_fail_at_init_naming_the_key(
+    make_app: Any, config: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        make_app(**config)
+
+
+def test_a_path_as_invite_page_gives_links_on_the_requests_host(make_app: Any) -> None:
+    app: Flask = make_app(LIVEKIT_ONBOARDING_INVITE_URL="/join")
+    client = app.test_client()
+    room_name = client.post("/livekit/token", json={}).get_json()["room_name"]
+
+    created = client.post(
+        f"/livekit/rooms/{room_name}/invites", json={}, base_url="https://host.example"
+    )
+
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["link"].startswith("https://host.example/join#room=")
+
+
+def test_guest_invites_need_a_secret_key(make_app: Any) -> None:
+    app: Flask = make_app()
+    client = app.test_client()
+    room_name = client.post("/livekit/token", json={}).get_json()["room_name"]
+    app.secret_key = None
+
+    refused = client.post(f"/livekit/rooms/{room_name}/invites", json={"guests": True})
+
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["field"] == "guests"
+
+
+def test_roles_are_read_from_the_server_attribute_or_the_agent_kind() -> None:
+    owner = api.ParticipantInfo(identity="ada", attributes={"onboarding.role": "owner"})
+    agent = api.ParticipantInfo(identity="agent-1", kind=api.ParticipantInfo.Kind.AGENT)
+    stranger = api.ParticipantInfo(identity="x", attributes={"onboarding.role": "king"})
+
+    assert [role_of(p) for p in (owner, agent, stranger)] == ["owner", "agent", None]
