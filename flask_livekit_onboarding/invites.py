@@ -35,6 +35,7 @@ from .errors import (
     InviteSessionEnded,
     InviteUsedUp,
     InviteWrongRoom,
+    RoomNotFound,
     TooManyInvites,
     Unauthorized,
     ValidationFailed,
@@ -135,7 +136,8 @@ def create_invite(
     invite_id = secrets.token_urlsafe(_ID_BYTES)
     secret = secrets.token_urlsafe(_SECRET_BYTES)
     if inviter_name is None:
-        inviter_name = (caller.name or caller.identity) if caller is not None else room.owner
+        inviter_name = _shown_name(state, room.name, caller.identity if caller else room.owner)
+        inviter_name = inviter_name or (caller.name or caller.identity if caller else room.owner)
     invite = Invite(
         id=invite_id,
         room_name=room.name,
@@ -303,6 +305,15 @@ def _invitee(state: OnboardingState, invite: Invite) -> Identity:
             raise Unauthorized("Sign in to use this invite: it is not open to guests.") from None
     guest = guest_identity()
     return Identity(guest.identity, name=invite.label or guest.name)
+
+
+def _shown_name(state: OnboardingState, room_name: str, identity: str) -> str | None:
+    """The name ``identity`` has in the room right now (its token's, so the deployment's)."""
+    try:
+        present = list_participants(state.livekit, room_name)
+    except RoomNotFound:
+        return None
+    return next((p.name for p in present if p.identity == identity and p.name), None)
 
 
 def _code_hash(state: OnboardingState, invite_id: str, secret: str) -> str:
