@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .extension import LiveKitOnboarding
     from .hooks import Identity, RoomAction
     from .http import create_blueprint
+    from .invite_store import Invite, InviteStore, MemoryInviteStore, RedisInviteStore
+    from .invites import CreatedInvite
     from .state import OnboardingState
 
 _EXPORTS = {
@@ -60,6 +62,11 @@ _EXPORTS = {
     "LiveKitOnboarding": "extension",
     "Identity": "hooks",
     "RoomAction": "hooks",
+    "Invite": "invite_store",
+    "InviteStore": "invite_store",
+    "MemoryInviteStore": "invite_store",
+    "RedisInviteStore": "invite_store",
+    "CreatedInvite": "invites",
     "create_blueprint": "http",
     "OnboardingState": "state",
 }
@@ -68,18 +75,23 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "ConfigurationError",
+    "CreatedInvite",
     "DedupeUnavailable",
     "Forbidden",
     "Identity",
+    "Invite",
+    "InviteStore",
     "LiveKitError",
     "LiveKitOnboarding",
     "LiveKitTimeout",
     "LiveKitUnavailable",
     "MemoryDedupe",
+    "MemoryInviteStore",
     "OnboardingError",
     "OnboardingRoom",
     "OnboardingState",
     "RedisDedupe",
+    "RedisInviteStore",
     "RoomAction",
     "RoomNotFound",
     "Unauthorized",

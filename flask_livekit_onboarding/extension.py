@@ -14,7 +14,7 @@ from .dedupe import WebhookDedupe, make_dedupe_store
 from .errors import ConfigurationError
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
-from .invite_store import Invite
+from .invite_store import Invite, InviteStore
 from .invites import CreatedInvite
 from .livekit_bridge import LiveKitBridge, LiveKitClient
 from .sessions import ContextMode
@@ -48,6 +48,7 @@ class LiveKitOnboarding:
         register_blueprint: bool = True,
         dedupe_store: WebhookDedupe | None = None,
         livekit: LiveKitClient | None = None,
+        invite_store: InviteStore | None = None,
     ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
@@ -55,7 +56,8 @@ class LiveKitOnboarding:
         ``dedupe_store`` replaces the webhook de-duplication store the config selects (in
         process, or Redis with ``LIVEKIT_ONBOARDING_REDIS_URL``); ``livekit`` replaces the
         LiveKit client (for tests: :class:`flask_livekit_onboarding.testing.FakeLiveKit`).
-        The app's state closes both.
+        ``invite_store`` replaces the invite store chosen the same way. The app's state
+        closes them all.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -75,6 +77,7 @@ class LiveKitOnboarding:
             hooks=self.hooks,
             livekit=livekit if livekit is not None else _default_client(config),
             dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
+            invites=invite_store,  # type: ignore[arg-type]  # None: chosen from the config
             config_snapshot={key: app.config.get(key) for key in (*REQUIRED, *DEFAULTS)},
         )
         app.cli.add_command(livekit_cli)

@@ -8,10 +8,12 @@ import pytest
 from flask import Flask
 from livekit import api
 
-from flask_livekit_onboarding import ConfigurationError
+from flask_livekit_onboarding import ConfigurationError, LiveKitOnboarding, signals
 from flask_livekit_onboarding.invite_store import MemoryInviteStore
+from flask_livekit_onboarding.invites import INVITE_HEADER
 from flask_livekit_onboarding.roles import role_of
-from flask_livekit_onboarding.testing import check_invite_store
+from flask_livekit_onboarding.state import get_state
+from flask_livekit_onboarding.testing import FakeLiveKit, check_invite_store
 
 
 def test_the_in_process_store_keeps_the_contract() -> None:
@@ -75,3 +77,72 @@ def test_roles_are_read_from_the_server_attribute_or_the_agent_kind() -> None:
     stranger = api.ParticipantInfo(identity="x", attributes={"onboarding.role": "king"})
 
     assert [role_of(p) for p in (owner, agent, stranger)] == ["owner", "agent", None]
+
+
+def test_codes_never_reach_logs_signals_or_errors(
+    make_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    app: Flask = make_app()
+    seen: list[dict[str, Any]] = []
+    client = app.test_client()
+    room_name = client.post("/livekit/token", json={}).get_json()["room_name"]
+    with (
+        signals.invite_created.connected_to(lambda s, **kw: seen.append(kw), app),
+        signals.invite_redeemed.connected_to(lambda s, **kw: seen.append(kw), app),
+    ):
+        code = client.post(f"/livekit/rooms/{room_name}/invites", json={}).get_json()["code"]
+        joined = client.post(
+            "/livekit/token", json={"room_name": room_name}, headers={INVITE_HEADER: code}
+        )
+        wrong = client.post(
+            "/livekit/token", json={"room_name": "onboarding-x"}, headers={INVITE_HEADER: code}
+        )
+
+    assert joined.status_code == 201
+    assert wrong.get_json()["error"]["code"] == "invite_wrong_room"
+    secret = code.split(".")[1]
+    for text in (caplog.text, repr(seen), wrong.get_data(as_text=True)):
+        assert secret not in text
+    assert [kw["invite_id"] for kw in seen] == [code.split(".")[0]] * 2
+
+
+def test_a_host_store_is_plugged_in_at_init_app(
+    onboarding: LiveKitOnboarding, base_config: dict[str, Any]
+) -> None:
+    store = MemoryInviteStore()
+    app = Flask("host")
+    app.config.update(base_config)
+    onboarding.init_app(app, livekit=FakeLiveKit(), invite_store=store)
+    try:
+        assert get_state(app).invites is store
+    finally:
+        get_state(app).close()
+
+
+def test_demo_guests_need_an_invite_open_to_guests(
+    base_config: dict[str, Any], livekit_client: Any
+) -> None:
+    extension = LiveKitOnboarding()  # no identity_loader: every visitor is a demo guest
+    app = Flask("demo")
+    app.config.update(base_config, LIVEKIT_ONBOARDING_ALLOW_ANONYMOUS=True)
+    extension.init_app(app, livekit=livekit_client())
+    get_state(app).livekit.binding = get_state(app).config.binding  # type: ignore[attr-defined]
+    try:
+        owner = app.test_client()
+        room_name = owner.post("/livekit/token", json={}).get_json()["room_name"]
+        path = f"/livekit/rooms/{room_name}/invites"
+        members_only = owner.post(path, json={}).get_json()["code"]
+        open_to_guests = owner.post(path, json={"guests": True, "label": "Grace"}).get_json()
+
+        def join(code: str) -> Any:
+            return app.test_client().post(
+                "/livekit/token", json={"room_name": room_name}, headers={INVITE_HEADER: code}
+            )
+
+        refused, admitted = join(members_only), join(open_to_guests["code"])
+        assert refused.status_code == 401
+        assert admitted.status_code == 201
+        assert admitted.get_json()["participant_name"] == "Grace"
+    finally:
+        get_state(app).close()
