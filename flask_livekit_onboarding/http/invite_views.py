@@ -7,10 +7,10 @@ in the ``X-Onboarding-Invite`` header (:mod:`..token_view`).
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 
 from .. import invites
-from ..errors import ValidationFailed
+from ..errors import UnsupportedMediaType, ValidationFailed
 from ..identity import current_identity
 from ..state import get_state
 from .bodies import read_json_object
@@ -25,8 +25,13 @@ def create_invite(room_name: str) -> tuple[Response, int]:
     Body (``application/json``, every field optional): ``{"role": "participant" | "viewer",
     "ttl": seconds, "max_uses": n, "label": "...", "guests": bool}``. 201 with the invite,
     its ``code`` and its ``link`` (None unless ``LIVEKIT_ONBOARDING_INVITE_URL`` is set);
-    the code is never shown again.
+    the code is never shown again. The body must be sent as ``application/json``, even when
+    empty: a cross-site form cannot create invites (no CORS preflight).
     """
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"Send the body as application/json, not {request.mimetype or 'no content type'}."
+        )
     state = get_state()
     caller = current_identity(state)
     body = read_json_object()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -146,3 +148,43 @@ def test_demo_guests_need_an_invite_open_to_guests(
         assert admitted.get_json()["participant_name"] == "Grace"
     finally:
         get_state(app).close()
+
+
+def test_agents_read_roles_without_flask() -> None:
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('flask', 'werkzeug', 'blinker', 'livekit'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from types import SimpleNamespace\n"
+        "from flask_livekit_onboarding.roles import invited_by, role_of\n"
+        "p = SimpleNamespace(kind=0, attributes={'onboarding.role': 'viewer',\n"
+        "                                        'onboarding.invited_by': 'Ada'})\n"
+        "print(role_of(p), invited_by(p))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "viewer Ada"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"data": ""},
+        {"data": "role=viewer", "content_type": "application/x-www-form-urlencoded"},
+        {"data": "", "content_type": "text/plain"},
+    ],
+)
+def test_a_cross_site_form_cannot_create_invites(make_app: Any, form: dict[str, Any]) -> None:
+    app: Flask = make_app()
+    client = app.test_client()
+    room_name = client.post("/livekit/token", json={}).get_json()["room_name"]
+
+    refused = client.post(f"/livekit/rooms/{room_name}/invites", **form)
+
+    assert refused.status_code == 415
+    assert refused.get_json()["error"]["code"] == "unsupported_media_type"
+    listed = client.get(f"/livekit/rooms/{room_name}/invites").get_json()
+    assert listed == {"invites": []}
