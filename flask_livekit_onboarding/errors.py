@@ -235,10 +235,10 @@ class WebhookNotDelivered(ApiError, wz.ServiceUnavailable):
         return [("Retry-After", str(self.retry_after))] if self.retry_after else []
 
 
-class InviteMalformed(ApiError, wz.BadRequest):
-    """The invite code sent is not shaped like one of this extension's codes."""
+class InviteMalformed(NotFound):
+    """The invite code sent is not shaped like one of this extension's codes: no invite."""
 
-    code = 400
+    code = 404
     error_code = "invite_malformed"
     description = "The invite code is malformed; send it exactly as it was given."
 

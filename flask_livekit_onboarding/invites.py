@@ -201,8 +201,8 @@ def revoke_invite(
 def redeem_invite(state: OnboardingState, code: str, token_request: TokenRequest) -> IssuedToken:
     """A token into the invite's session for the caller (a guest where the invite allows it).
 
-    Every refusal takes no use: a malformed code is 400, one this deployment never issued
-    404, one for another room 403, and an expired, revoked, used-up or ended one 410.
+    Every refusal takes no use: a malformed code or one this deployment never issued is 404,
+    one for another room 403, and an expired, revoked, used-up or ended one 410.
     """
     match = _CODE.fullmatch(code.strip())
     if match is None:

@@ -206,8 +206,8 @@ def test_refused_codes_name_the_reason_and_take_no_use(app: Flask, make_app: Any
             "agents": redeem(app, room_name, code, room_config={"agents": [{"agent_name": "x"}]}),
         }
     assert {what: error_code(r) for what, r in refusals.items()} == {
-        "malformed": (400, "invite_malformed"),
-        "empty": (400, "invite_malformed"),
+        "malformed": (404, "invite_malformed"),
+        "empty": (404, "invite_malformed"),
         "unknown": (404, "invite_not_found"),
         "tampered": (404, "invite_not_found"),
         "wrong room": (403, "invite_wrong_room"),
