@@ -28,6 +28,7 @@ from livekit import api
 from . import signals
 from .access import require_room
 from .errors import (
+    Forbidden,
     InviteExpired,
     InviteMalformed,
     InviteNotFound,
@@ -232,6 +233,9 @@ def redeem_invite(state: OnboardingState, code: str, token_request: TokenRequest
     room = find_room(state.livekit, invite.room_name, state.config.binding)
     if room is None or room.session_id != invite.session_id:
         raise InviteSessionEnded()
+    if caller.identity == room.owner:
+        # Joining as an invitee would replace the owner's own connection, with fewer rights.
+        raise Forbidden("This is your own session: join it without the invite.")
     verdict, redeemed = state.invites.redeem(invite_id, caller.identity, now)
     if verdict in _GONE:
         raise _GONE[verdict]()

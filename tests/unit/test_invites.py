@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from livekit import api
 
-from flask_livekit_onboarding import ConfigurationError, LiveKitOnboarding, signals
+from flask_livekit_onboarding import ConfigurationError, Identity, LiveKitOnboarding, signals
 from flask_livekit_onboarding.invite_store import MemoryInviteStore
 from flask_livekit_onboarding.invites import INVITE_HEADER
 from flask_livekit_onboarding.roles import role_of
@@ -82,7 +82,7 @@ def test_roles_are_read_from_the_server_attribute_or_the_agent_kind() -> None:
 
 
 def test_codes_never_reach_logs_signals_or_errors(
-    make_app: Any, caplog: pytest.LogCaptureFixture
+    make_app: Any, users: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
     app: Flask = make_app()
@@ -94,6 +94,7 @@ def test_codes_never_reach_logs_signals_or_errors(
         signals.invite_redeemed.connected_to(lambda s, **kw: seen.append(kw), app),
     ):
         code = client.post(f"/livekit/rooms/{room_name}/invites", json={}).get_json()["code"]
+        users.current = Identity("user-2", "Grace Hopper")
         joined = client.post(
             "/livekit/token", json={"room_name": room_name}, headers={INVITE_HEADER: code}
         )
@@ -188,3 +189,19 @@ def test_a_cross_site_form_cannot_create_invites(make_app: Any, form: dict[str, 
     assert refused.get_json()["error"]["code"] == "unsupported_media_type"
     listed = client.get(f"/livekit/rooms/{room_name}/invites").get_json()
     assert listed == {"invites": []}
+
+
+def test_the_owner_is_told_to_join_without_their_own_invite(make_app: Any) -> None:
+    app: Flask = make_app()
+    client = app.test_client()
+    room_name = client.post("/livekit/token", json={}).get_json()["room_name"]
+    code = client.post(f"/livekit/rooms/{room_name}/invites", json={}).get_json()["code"]
+
+    refused = client.post(
+        "/livekit/token", json={"room_name": room_name}, headers={INVITE_HEADER: code}
+    )
+
+    assert refused.status_code == 403
+    assert "your own session" in refused.get_json()["error"]["message"]
+    listed = client.get(f"/livekit/rooms/{room_name}/invites").get_json()["invites"]
+    assert [invite["uses"] for invite in listed] == [0]
