@@ -205,3 +205,61 @@ def test_the_owner_is_told_to_join_without_their_own_invite(make_app: Any) -> No
     assert "your own session" in refused.get_json()["error"]["message"]
     listed = client.get(f"/livekit/rooms/{room_name}/invites").get_json()["invites"]
     assert [invite["uses"] for invite in listed] == [0]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"ttl": "60"}, "ttl"),
+        ({"ttl": True}, "ttl"),
+        ({"ttl": 0}, "ttl"),
+        ({"max_uses": 1.5}, "max_uses"),
+        ({"max_uses": 101}, "max_uses"),
+        ({"guests": "yes"}, "guests"),
+        ({"role": None}, "role"),
+        ({"role": ["viewer"]}, "role"),
+        ({"label": "x" * 101}, "label"),
+        ({"label": "a\nb"}, "label"),
+        ({"label": "\ud800"}, "label"),
+        ({"label": 7}, "label"),
+    ],
+)
+def test_bad_invite_options_are_a_422_naming_the_field(
+    make_app: Any, body: dict[str, Any], field: str
+) -> None:
+    app: Flask = make_app()
+    client = app.test_client()
+    room_name = client.post("/livekit/token", json={}).get_json()["room_name"]
+
+    refused = client.post(f"/livekit/rooms/{room_name}/invites", json=body)
+
+    assert refused.status_code == 422, refused.get_json()
+    assert refused.get_json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", " ", "a.b", "é" * 56, "x" * 10_000, "%00", "A" * 12 + "." + "A" * 43 + "\t"],
+)
+def test_odd_invite_headers_get_a_json_4xx(make_app: Any, header: str) -> None:
+    app: Flask = make_app()
+    response = app.test_client().post(
+        "/livekit/token",
+        json={"room_name": "onboarding-x"},
+        headers={INVITE_HEADER: header.encode("utf-8").decode("latin-1")},
+    )
+    assert 400 <= response.status_code < 500
+    assert response.get_json()["error"]["code"] in {"invite_malformed", "invite_not_found"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/invites/", "/invites/%00", "/invites/" + "i" * 5000, "/invites/a/b"]
+)
+def test_odd_invite_paths_get_a_json_4xx(make_app: Any, path: str) -> None:
+    app: Flask = make_app()
+    client = app.test_client()
+    room_name = client.post("/livekit/token", json={}).get_json()["room_name"]
+    for method in ("GET", "POST", "DELETE", "PUT"):
+        response = client.open(f"/livekit/rooms/{room_name}{path}", method=method, json={})
+        assert 400 <= response.status_code < 500, (method, path)
+        assert response.is_json, (method, path)
