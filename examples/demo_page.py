@@ -39,4 +39,6 @@ def render_demo_page(**context: Any) -> str:
     # Otherwise names come from the app's login, never from the page.
     client_names = current_app.config.get("LIVEKIT_ONBOARDING_ALLOW_CLIENT_IDENTITY")
     context.setdefault("ask_name", str(client_names).strip().lower() in ("true", "1", "yes", "on"))
-    return render_template("demo.html", token_endpoint=f"{prefix}/token", **context)
+    return render_template(
+        "demo.html", token_endpoint=f"{prefix}/token", rooms_endpoint=f"{prefix}/rooms", **context
+    )

@@ -38,6 +38,11 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load l
     from .hooks import Identity as Identity
     from .hooks import RoomAction as RoomAction
     from .http import create_blueprint as create_blueprint
+    from .invite_store import Invite as Invite
+    from .invite_store import InviteStore as InviteStore
+    from .invite_store import MemoryInviteStore as MemoryInviteStore
+    from .invite_store import RedisInviteStore as RedisInviteStore
+    from .invites import CreatedInvite as CreatedInvite
     from .state import OnboardingState as OnboardingState
     from .summaries import SessionSummary as SessionSummary
 
@@ -63,6 +68,11 @@ _EXPORTS = {
     "LiveKitOnboarding": "extension",
     "Identity": "hooks",
     "RoomAction": "hooks",
+    "Invite": "invite_store",
+    "InviteStore": "invite_store",
+    "MemoryInviteStore": "invite_store",
+    "RedisInviteStore": "invite_store",
+    "CreatedInvite": "invites",
     "create_blueprint": "http",
     "OnboardingState": "state",
     "SessionSummary": "summaries",

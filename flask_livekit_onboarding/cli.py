@@ -20,11 +20,12 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from livekit import api
 
-from . import sessions
+from . import invites, sessions
 from .config import OnboardingConfig, load_config
 from .dedupe import MemoryDedupe
 from .envelope import OnboardingRoom
 from .errors import (
+    ApiError,
     ConfigurationError,
     LiveKitError,
     LiveKitTimeout,
@@ -35,6 +36,7 @@ from .errors import (
 from .health import check_health
 from .hooks import Identity
 from .limits import check_json, check_name
+from .roles import INVITE_ROLES
 from .rooms import Headcount, headcounts
 from .state import OnboardingState, get_state
 
@@ -172,6 +174,66 @@ def end_command(room_name: str) -> None:
     with _livekit_errors(state.config):
         room = sessions.end_session(state, None, room_name)
     click.echo(f"Ended {room.name}: the room is closed and everyone in it disconnected.")
+
+
+@livekit_cli.command("invite")
+@click.argument("room_name")
+@click.option(
+    "--role",
+    type=click.Choice(INVITE_ROLES),
+    default="participant",
+    show_default=True,
+    help="What the invitee may do: participant (talk) or viewer (watch and chat).",
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    help="Lifetime in seconds. Default: LIVEKIT_ONBOARDING_INVITE_TTL.",
+)
+@click.option(
+    "--uses",
+    type=click.IntRange(min=1, max=invites.MAX_USES),
+    default=1,
+    show_default=True,
+    help="How many people it may admit.",
+)
+@click.option("--label", default="", help="A name for the invite (a guest's display name).")
+@click.option("--guests", is_flag=True, help="Let somebody who is not signed in join as a guest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the invite as JSON.")
+def invite_command(
+    room_name: str,
+    role: str,
+    ttl: int | None,
+    uses: int,
+    label: str,
+    guests: bool,
+    as_json: bool,
+) -> None:
+    """Invite somebody into the live session in ROOM_NAME and print the invite's code.
+
+    The code alone goes to stdout, so ``CODE=$(flask livekit invite ROOM)`` works; its id,
+    expiry and link go to stderr. The code is shown only now.
+    """
+    state = _state(_app())
+    with _livekit_errors(state.config):
+        try:
+            created = invites.create_invite(
+                state, None, room_name, role=role, ttl=ttl, max_uses=uses, label=label,
+                guests=guests,
+            )  # fmt: skip
+        except (RoomNotFound, LiveKitError, LiveKitUnavailable, LiveKitTimeout):
+            raise
+        except ApiError as error:
+            raise click.ClickException(error.description or "The invite was refused.") from None
+    if as_json:
+        click.echo(json.dumps(created.response_body(), indent=2))
+        return
+    click.echo(f"invite: {created.invite.id} ({created.invite.role})", err=True)
+    expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created.invite.expires_at))
+    click.echo(f"expires: {expires}", err=True)
+    if created.link:
+        click.echo(f"link: {created.link}", err=True)
+    click.echo(created.code)
 
 
 @livekit_cli.command("check")

@@ -98,6 +98,15 @@ WEBHOOK_DELIVERY = "at_least_once"
 WEBHOOK_CLAIM_TTL = 10
 #: Serve ``GET {prefix}/health``: 200 when LiveKit (and Redis, if used) answer, else 503.
 HEALTH_ROUTE = False
+#: Default lifetime of an invite, in seconds; it dies with its session in any case.
+INVITE_TTL = 3600
+#: Longest lifetime an invite may be given, in seconds.
+INVITE_MAX_TTL = 24 * 3600
+#: Live invites a session may have at once; creating one more answers 422.
+MAX_INVITES = 20
+#: Page that redeems invites, an absolute URL or a path on the app (it reads the room and code
+#: from the link's fragment); None: invites come without a link.
+INVITE_URL: str | None = None
 
 _PREFIX = "LIVEKIT_ONBOARDING_"
 DEFAULTS: dict[str, Any] = {
@@ -135,6 +144,10 @@ DEFAULTS: dict[str, Any] = {
     _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
     _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
     _PREFIX + "HEALTH_ROUTE": HEALTH_ROUTE,
+    _PREFIX + "INVITE_TTL": INVITE_TTL,
+    _PREFIX + "INVITE_MAX_TTL": INVITE_MAX_TTL,
+    _PREFIX + "MAX_INVITES": MAX_INVITES,
+    _PREFIX + "INVITE_URL": INVITE_URL,
 }
 WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
 REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
@@ -193,6 +206,10 @@ class OnboardingConfig:
     previous_signing_keys_until: float = 0.0
     #: True when no signing key is set and the one derived from the API secret is used.
     signing_key_derived: bool = False
+    invite_ttl: int = INVITE_TTL
+    invite_max_ttl: int = INVITE_MAX_TTL
+    max_invites: int = MAX_INVITES
+    invite_url: str | None = INVITE_URL
 
     def __repr__(self) -> str:
         return (
@@ -297,6 +314,7 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
         previous_signing_keys=_previous_keys(config),
         previous_signing_keys_until=_until(config),
         signing_key_derived=not signing_key,
+        **_invite_settings(config),
     )
 
 
@@ -326,6 +344,30 @@ def _origins(value: Any) -> tuple[str, ...]:
             )
         origins.append(f"{parts.scheme}://{parts.netloc}".lower())
     return tuple(dict.fromkeys(origins))
+
+
+def _invite_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    ttl = _number(config, "INVITE_TTL", int, minimum=1)
+    max_ttl = _number(config, "INVITE_MAX_TTL", int, minimum=1)
+    if ttl > max_ttl:
+        raise ConfigurationError(f"{_PREFIX}INVITE_TTL must be at most {_PREFIX}INVITE_MAX_TTL")
+    url = _text(config[_PREFIX + "INVITE_URL"]) or None
+    if url is not None:
+        parts = urlsplit(url)
+        absolute = parts.scheme in ("http", "https") and parts.netloc
+        path = not parts.scheme and not parts.netloc and url.startswith("/")
+        if not (absolute or path) or parts.fragment:
+            # The link carries the code in its fragment, which browsers never send to a server.
+            raise ConfigurationError(
+                f"{_PREFIX}INVITE_URL must be an http(s):// URL or a path starting with '/', "
+                "without a #fragment"
+            )
+    return {
+        "invite_ttl": ttl,
+        "invite_max_ttl": max_ttl,
+        "max_invites": _number(config, "MAX_INVITES", int, minimum=1),
+        "invite_url": url,
+    }
 
 
 def _signing_key(configured: str, api_secret: str) -> bytes:

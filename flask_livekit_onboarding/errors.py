@@ -259,3 +259,69 @@ class ReportNotDelivered(ApiError, wz.ServiceUnavailable):
 
     def extra_headers(self) -> list[tuple[str, str]]:
         return [("Retry-After", str(self.retry_after))] if self.retry_after else []
+
+
+class InviteMalformed(NotFound):
+    """The invite code sent is not shaped like one of this extension's codes: no invite."""
+
+    code = 404
+    error_code = "invite_malformed"
+    description = "The invite code is malformed; send it exactly as it was given."
+
+
+class InviteNotFound(NotFound):
+    """No invite matches the code or id (never issued here, or forgotten since)."""
+
+    code = 404
+    error_code = "invite_not_found"
+    description = "No such invite."
+
+
+class InviteWrongRoom(ApiError, wz.Forbidden):
+    """The invite is for another room than the one asked for."""
+
+    code = 403
+    error_code = "invite_wrong_room"
+    description = "This invite is for another room."
+
+
+class InviteGone(ApiError, wz.Gone):
+    """The invite existed but can no longer admit anybody; ``error_code`` says why."""
+
+    code = 410
+    description = "This invite can no longer be used."
+
+
+class InviteExpired(InviteGone):
+    error_code = "invite_expired"
+    description = "This invite has expired; ask for a new one."
+
+
+class InviteRevoked(InviteGone):
+    error_code = "invite_revoked"
+    description = "This invite was revoked."
+
+
+class InviteUsedUp(InviteGone):
+    error_code = "invite_used_up"
+    description = "This invite has been used as many times as it allows."
+
+
+class InviteSessionEnded(InviteGone):
+    error_code = "invite_session_ended"
+    description = "The onboarding session this invite was for has ended."
+
+
+class TooManyInvites(ValidationFailed):
+    """The session already has as many live invites as the deployment allows."""
+
+    error_code = "too_many_invites"
+    description = "This session has too many live invites; revoke one first."
+
+
+class InviteStoreUnavailable(ApiError, wz.ServiceUnavailable):
+    """The shared invite store cannot be reached."""
+
+    code = 503
+    error_code = "invite_store_unavailable"
+    description = "The invite store is unavailable; retry shortly."

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app
 
-from . import sessions
+from . import invites, sessions
 from .cli import livekit_cli
 from .config import DEFAULTS, REQUIRED, OnboardingConfig, load_config
 from .csrf import CSRFProtector
@@ -18,6 +18,8 @@ from .health import Health, check_health
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
 from .http.cors import apply_cors
+from .invite_store import Invite, InviteStore
+from .invites import CreatedInvite
 from .livekit_bridge import LiveKitBridge, LiveKitClient
 from .marks import REVOKED_GUEST
 from .sessions import ContextMode
@@ -55,6 +57,7 @@ class LiveKitOnboarding:
         livekit: LiveKitClient | None = None,
         csrf: CSRFProtector | None = None,
         telemetry: Telemetry | None = None,
+        invite_store: InviteStore | None = None,
     ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
@@ -70,6 +73,7 @@ class LiveKitOnboarding:
         cookies could carry a forged request, and never on the webhook (signed by LiveKit).
         ``telemetry`` chooses the OpenTelemetry providers
         (default: the global ones) and whether identities are recorded.
+        ``invite_store`` replaces the invite store, chosen like the de-duplication store.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -102,6 +106,7 @@ class LiveKitOnboarding:
             livekit=livekit if livekit is not None else _default_client(config, telemetry),
             dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
             csrf=csrf if csrf is not None else app.extensions.get("csrf"),
+            invites=invite_store,  # type: ignore[arg-type]  # None: chosen from the config
             config_snapshot={key: app.config.get(key) for key in (*REQUIRED, *DEFAULTS)},
             telemetry=telemetry,
         )
@@ -141,6 +146,50 @@ class LiveKitOnboarding:
         """Whether LiveKit (and Redis, where configured) answer, within ``timeout`` seconds
         (default: ``LIVEKIT_ONBOARDING_REQUEST_TIMEOUT``); for readiness probes."""
         return check_health(get_state(app), timeout)
+
+    def create_invite(
+        self,
+        room_name: str,
+        *,
+        role: str = "participant",
+        ttl: int | None = None,
+        max_uses: int = 1,
+        label: str = "",
+        guests: bool = False,
+        inviter_name: str | None = None,
+        app: Flask | None = None,
+    ) -> CreatedInvite:
+        """Invite somebody into the live session of ``room_name`` as the host (no access check).
+
+        ``inviter_name`` is who invitees are told invited them (default: the room's owner).
+        The result's ``code`` (and ``link``) are shown only now; send the code in the
+        ``X-Onboarding-Invite`` header of the token request.
+        """
+        state = get_state(app)
+        with (app or current_app).app_context():
+            return invites.create_invite(
+                state,
+                None,
+                room_name,
+                role=role,
+                ttl=ttl,
+                max_uses=max_uses,
+                label=label,
+                guests=guests,
+                inviter_name=inviter_name,
+            )
+
+    def list_invites(self, room_name: str, *, app: Flask | None = None) -> list[Invite]:
+        """The invites of the live session of ``room_name`` that can still admit somebody."""
+        state = get_state(app)
+        with (app or current_app).app_context():
+            return invites.list_invites(state, None, room_name)
+
+    def revoke_invite(self, room_name: str, invite_id: str, *, app: Flask | None = None) -> None:
+        """Revoke an invite at once and disconnect whoever joined with it."""
+        state = get_state(app)
+        with (app or current_app).app_context():
+            invites.revoke_invite(state, None, room_name, invite_id)
 
     def identity_loader(self, function: F) -> F:
         """Register the function telling who the current request's user is."""

@@ -9,7 +9,8 @@ from typing import Any, Literal, Protocol
 from .envelope import OnboardingRoom
 
 #: What a caller wants to do with an existing onboarding room.
-RoomAction = Literal["join", "view", "update_context", "update_client", "end"]
+#: ``invite`` covers creating, listing and revoking the room's invites.
+RoomAction = Literal["join", "view", "update_context", "update_client", "end", "invite"]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from .errors import ConfigurationError, Forbidden, Unauthorized
 from .hooks import Identity
 from .limits import check_identity
 from .marks import REVOKED_GUEST
+from .roles import SERVER_ATTRIBUTES
 from .state import OnboardingState
 from .token_request import TokenRequest
 
@@ -61,6 +62,12 @@ def participant_identity(
     access, authorization and context still use ``caller``.
     """
     name = caller.name or caller.identity
+    reserved = sorted(SERVER_ATTRIBUTES & set(request.participant_attributes or {}))
+    if reserved:
+        raise Forbidden(
+            f"The attribute {reserved[0]!r} is set by the server; no client may choose it.",
+            field=f"participant_attributes.{reserved[0]}",
+        )
     if state.config.allow_client_identity:
         return Identity(
             identity=request.participant_identity or caller.identity,
@@ -75,6 +82,11 @@ def participant_identity(
         request.participant_attributes, dict(caller.attributes), "participant_attributes"
     )
     return Identity(caller.identity, name, caller.metadata, caller.attributes)
+
+
+def guest_identity(state: OnboardingState) -> Identity:
+    """The guest of this browser, kept in the Flask session (created on first use)."""
+    return _guest(state)
 
 
 def _guest(state: OnboardingState) -> Identity:

@@ -29,6 +29,7 @@ from .hooks import Identity
 from .limits import check_client_notes, check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
 from .marks import ENDED_ROOM, REVOKED_GUEST
+from .roles import Role
 from .rooms import (
     close_stale_room,
     create_room,
@@ -116,6 +117,7 @@ def issue_token(
     agents = tuple(agents)
     expires_in = ttl or state.config.token_ttl
     name = participant.name or participant.identity
+    role: Role = "owner"
 
     def mint(settings: api.RoomConfiguration, room_config: bool = False) -> str:
         # Only an on_join token that starts a session carries the room configuration: LiveKit
@@ -130,6 +132,7 @@ def issue_token(
             attributes=participant.attributes,
             room_config=carried,
             ttl=expires_in,
+            role=role,
         )
         return check_participant_token(token, state.config, participant, carried)
 
@@ -141,6 +144,8 @@ def issue_token(
                 field="room_config.agents",
             )
         room = require_room(state, room_name, None if as_operator else caller, "join")
+        assert room.envelope is not None
+        role = "owner" if room.owner == caller.identity else "staff"
         settings = api.RoomConfiguration(name=room.name)
         token, resumed = mint(settings), True
     else:
@@ -167,8 +172,48 @@ def issue_token(
         identity=participant,
         participant_name=name,
         expires_in=expires_in,
+        role=role,
     )
     return IssuedToken(state.config.public_url, token, settings.name, name, expires_in, resumed)
+
+
+def issue_invitee_token(
+    state: OnboardingState,
+    room: OnboardingRoom,
+    participant: Identity,
+    role: Role,
+    *,
+    invited_by: str,
+) -> IssuedToken:
+    """A token for an invitee into ``room``, whose invite has already been redeemed.
+
+    The token carries no room configuration: should the session end before the join, it
+    joins no onboarding room and never brings the session back.
+    """
+    name = participant.name or participant.identity
+    expires_in = state.config.token_ttl
+    token = mint_participant_token(
+        state.config,
+        room_name=room.name,
+        identity=participant.identity,
+        name=name,
+        metadata=participant.metadata,
+        attributes=participant.attributes,
+        ttl=expires_in,
+        role=role,
+        invited_by=invited_by,
+    )
+    check_participant_token(token, state.config, participant)
+    send_contained(
+        signals.token_issued,
+        _app(),
+        room_name=room.name,
+        identity=participant,
+        participant_name=name,
+        expires_in=expires_in,
+        role=role,
+    )
+    return IssuedToken(state.config.public_url, token, room.name, name, expires_in, True)
 
 
 def session_status(state: OnboardingState, caller: Identity, room_name: str) -> SessionStatus:

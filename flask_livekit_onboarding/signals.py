@@ -83,7 +83,8 @@ room_created = _signals.signal("livekit-onboarding.room-created")
 session_resumed = _signals.signal("livekit-onboarding.session-resumed")
 
 #: A participant token was issued. Keyword arguments: ``room_name``, ``identity``,
-#: ``participant_name``, ``expires_in`` (seconds). Never the token itself.
+#: ``participant_name``, ``expires_in`` (seconds), ``role`` (the participant's role: ``owner``,
+#: ``staff``, ``participant`` or ``viewer``). Never the token itself.
 token_issued = _signals.signal("livekit-onboarding.token-issued")
 
 # Webhook signals. Keyword arguments of each: ``event``, ``event_id``, ``room_name`` (None for
@@ -101,13 +102,14 @@ room_started = _signals.signal("livekit-onboarding.room-started")
 #: LiveKit closed a room (empty timeout or DELETE).
 room_finished = _signals.signal("livekit-onboarding.room-finished")
 
-#: A participant joined. Adds ``participant``.
+#: A participant joined. Adds ``participant`` and ``role`` (the role the server gave it:
+#: ``owner``, ``staff``, ``participant``, ``viewer``, ``agent``; None for one it did not admit).
 participant_joined = _signals.signal("livekit-onboarding.participant-joined")
 
-#: A participant left. Adds ``participant``.
+#: A participant left. Adds ``participant`` and ``role``.
 participant_left = _signals.signal("livekit-onboarding.participant-left")
 
-#: A participant's connection failed before it fully joined. Adds ``participant``.
+#: A participant's connection failed before it fully joined. Adds ``participant`` and ``role``.
 participant_connection_aborted = _signals.signal(
     "livekit-onboarding.participant-connection-aborted"
 )
@@ -155,3 +157,14 @@ outcome_reported = _signals.signal("livekit-onboarding.outcome-reported")
 #: ``session_id``, ``summary`` (:class:`~flask_livekit_onboarding.summaries.SessionSummary`).
 #: A :func:`required` receiver that fails has the ``room_finished`` webhook delivered again.
 session_summarized = _signals.signal("livekit-onboarding.session-summarized")
+#: An invite was created. Keyword arguments: ``room_name``, ``identity`` (who created it; None
+#: for the host), ``invite_id``, ``role``, ``max_uses``, ``expires_at``. Never the code.
+invite_created = _signals.signal("livekit-onboarding.invite-created")
+
+#: An invite admitted somebody. Keyword arguments: ``room_name``, ``identity`` (the invitee),
+#: ``invite_id``, ``role``, ``first_use`` (False when the same invitee came back).
+invite_redeemed = _signals.signal("livekit-onboarding.invite-redeemed")
+
+#: An invite was revoked. Keyword arguments: ``room_name``, ``identity`` (None for the host),
+#: ``invite_id``.
+invite_revoked = _signals.signal("livekit-onboarding.invite-revoked")

@@ -14,6 +14,7 @@ from .config import ConfigurationWarning, OnboardingConfig
 from .csrf import CSRFProtector
 from .dedupe import WebhookDedupe
 from .hooks import Hooks
+from .invite_store import InviteStore, make_invite_store
 from .ledger import SessionLedger, make_ledger
 from .livekit_bridge import LiveKitClient
 from .locks import RoomLocks, make_room_locks
@@ -42,6 +43,8 @@ class OnboardingState:
     marks: Marks = field(default=None)  # type: ignore[assignment]
     #: Who took part in each session, and its once-only summary; shared like ``dedupe``.
     ledger: SessionLedger = field(default=None)  # type: ignore[assignment]
+    #: Where invites are kept; by default chosen like the de-duplication store.
+    invites: InviteStore = field(default=None)  # type: ignore[assignment]
     #: The extension's keys of ``app.config`` as ``init_app`` read them.
     config_snapshot: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)
@@ -55,6 +58,8 @@ class OnboardingState:
             self.marks = Marks(self.config)
         if self.ledger is None:
             self.ledger = make_ledger(self.config)
+        if self.invites is None:
+            self.invites = make_invite_store(self.config)
 
     def report_config_changes(self, config: Mapping[str, Any]) -> None:
         """Warn once per key changed in ``app.config`` after ``init_app``, which never sees it."""
@@ -76,6 +81,7 @@ class OnboardingState:
         self.locks.close()
         self.marks.close()
         self.ledger.close()
+        self.invites.close()
 
 
 def get_state(app: Flask | None = None) -> OnboardingState:

@@ -3,6 +3,7 @@
 - :class:`FakeLiveKit`: an in-memory LiveKit room service, plugged in with
   ``onboarding.init_app(app, livekit=FakeLiveKit())``, so unit tests need no server.
 - :func:`sign_webhook`: the ``Authorization`` header LiveKit would send with a webhook body.
+- :func:`check_invite_store`: checks a host's own invite store against the contract.
 - A real LiveKit server for integration tests: :class:`LiveKitDevServer` and
   :func:`ensure_livekit_server`, re-exported from :mod:`flask_livekit_onboarding.devserver`
   and loaded only when first used, so unit tests that import :class:`FakeLiveKit` do not.
@@ -15,6 +16,7 @@ import base64
 import datetime
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +25,7 @@ from flask import Flask
 from livekit import api
 
 from .envelope import Envelope, RoomBinding
+from .invite_store import Invite, InviteStore
 from .livekit_bridge import server_error
 from .state import get_state
 
@@ -49,6 +52,7 @@ __all__ = [
     "LIVEKIT_SERVER_VERSION",
     "FakeLiveKit",
     "FakeRoomService",
+    "check_invite_store",
     "LiveKitDevServer",
     "LiveKitServerError",
     "ensure_livekit_server",
@@ -231,3 +235,48 @@ def __getattr__(name: str) -> Any:
     from . import devserver
 
     return getattr(devserver, name)
+
+
+def check_invite_store(store: InviteStore) -> None:
+    """Check that ``store`` keeps the contract of :class:`InviteStore`; raise if it does not.
+
+    For a host's own store: call it on a fresh, empty instance in a test. It adds, redeems
+    and revokes invites of a made-up session, under ids no real invite has.
+    """
+    now = time.time()
+    session = f"conformance-{secrets.token_hex(6)}"
+
+    def make(suffix: str, **fields: Any) -> Invite:
+        base: dict[str, Any] = {
+            "id": f"{session[-8:]}{suffix}"[:12].ljust(12, "x"),
+            "room_name": "onboarding-conformance",
+            "session_id": session,
+            "role": "participant",
+            "max_uses": 1,
+            "expires_at": int(now) + 60,
+            "created_at": int(now),
+            "created_by": "owner",
+            "inviter_name": "Owner",
+            "code_hash": "hash",
+        }
+        return Invite(**{**base, **fields})
+
+    one, two, old = make("a1"), make("b2", max_uses=2), make("c3", expires_at=int(now) - 1)
+    assert store.add(one, 2, now), "add must keep an invite under the limit"
+    assert store.add(two, 2, now), "add must keep a second invite under the limit"
+    assert not store.add(make("d4"), 2, now), "add must refuse past the limit of live invites"
+    assert store.get(one.id) == one, "get must return the invite as added"
+    assert store.get("nosuchinvite") is None, "get must return None for an unknown id"
+    assert store.redeem("nosuchinvite", "x", now)[0] == "unknown"
+    assert store.redeem(one.id, "ann", now)[0] == "ok", "the first use must be taken"
+    verdict, redeemed = store.redeem(one.id, "ann", now)
+    assert verdict == "again" and redeemed is not None and redeemed.uses == 1
+    assert store.redeem(one.id, "bob", now)[0] == "used_up", "a used-up invite must be refused"
+    assert [i.id for i in store.for_session(session, now)] == [two.id], "only live invites list"
+    assert store.add(make("e5"), 2, now), "a used-up invite must not count as live"
+    revoked = store.revoke(two.id)
+    assert revoked is not None and revoked.revoked, "revoke must return the revoked invite"
+    assert store.redeem(two.id, "ann", now)[0] == "revoked", "a revoked invite must be refused"
+    assert store.revoke("nosuchinvite") is None
+    assert store.add(old, 5, now)
+    assert store.redeem(old.id, "ann", now)[0] == "expired", "an expired invite must be refused"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from livekit import api
 
 from .config import OnboardingConfig
+from .roles import GRANTS, INVITED_BY_ATTRIBUTE, ROLE_ATTRIBUTE, SERVER_ATTRIBUTES, Role
 
 #: Seconds past a token's expiry during which LiveKit still accepts it (its JWT leeway is one
 #: minute), plus a little for clocks: the join deadline of an ``on_join`` envelope.
@@ -24,17 +25,23 @@ def mint_participant_token(
     attributes: Mapping[str, str] | None = None,
     room_config: api.RoomConfiguration | None = None,
     ttl: int | None = None,
+    role: Role = "owner",
+    invited_by: str | None = None,
 ) -> str:
-    """Return a JWT that lets ``identity`` join ``room_name`` and nothing more.
+    """Return a JWT that lets ``identity`` join ``room_name`` as ``role`` and nothing more.
 
-    Publish, subscribe and data are granted; room admin, list, create and record are not.
+    The grants follow the role (a viewer publishes no media); room admin, list, create and
+    record are never granted, nor changing one's own attributes. The role travels as the
+    attribute :data:`~flask_livekit_onboarding.roles.ROLE_ATTRIBUTE` (with ``invited_by``, the
+    inviter's name); attributes of those names given in ``attributes`` are dropped.
     """
+    allowed = GRANTS[role]
     grants = api.VideoGrants(
         room_join=True,
         room=room_name,
-        can_publish=True,
-        can_subscribe=True,
-        can_publish_data=True,
+        can_publish=allowed.can_publish,
+        can_subscribe=allowed.can_subscribe,
+        can_publish_data=allowed.can_publish_data,
     )
     token = (
         api.AccessToken(config.api_key, config.api_secret)
@@ -45,8 +52,11 @@ def mint_participant_token(
     )
     if metadata:
         token.with_metadata(metadata)
-    if attributes:
-        token.with_attributes(dict(attributes))
+    claims = {k: v for k, v in (attributes or {}).items() if k not in SERVER_ATTRIBUTES}
+    claims[ROLE_ATTRIBUTE] = role
+    if invited_by:
+        claims[INVITED_BY_ATTRIBUTE] = invited_by
+    token.with_attributes(claims)
     if room_config is not None:
         token.with_room_config(room_config)
     return token.to_jwt()

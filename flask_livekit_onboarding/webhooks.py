@@ -30,6 +30,7 @@ from .dedupe import RememberedRoom
 from .envelope import OnboardingRoom
 from .errors import BadRequest, Unauthorized
 from .limits import MAX_BODY_DEPTH, json_problem
+from .roles import role_of
 from .rooms import close_stale_room, live_room
 from .signals import send_contained
 from .state import OnboardingState
@@ -79,6 +80,10 @@ _EXTRA_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "ingress_ended": (("ingress", "ingress_info"),),
 }
 
+#: Events whose signals also carry the participant's ``role``.
+_PARTICIPANT_EVENTS = frozenset(
+    ("participant_joined", "participant_left", "participant_connection_aborted")
+)
 #: Events whose room LiveKit sends without its metadata (a name and sid, or only a name).
 _EVENTS_WITHOUT_ROOM_METADATA = frozenset(
     ("track_published", "track_unpublished", *(e for e in _EXTRA_FIELDS if "gress_" in e))
@@ -246,5 +251,7 @@ def announce(app: Flask, delivery: Delivery) -> list[Any]:
     if signal is not None:
         for keyword, attribute in _EXTRA_FIELDS.get(event.event, ()):
             kwargs[keyword] = getattr(event, attribute)
+        if event.event in _PARTICIPANT_EVENTS:
+            kwargs["role"] = role_of(event.participant)
         failed += send_contained(signal, app, **kwargs)
     return failed

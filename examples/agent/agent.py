@@ -39,6 +39,7 @@ from opentelemetry import context, propagate
 from examples.agent.script import STEP_IDS, OnboardingScript
 from flask_livekit_onboarding.agent_reports import Reporter
 from flask_livekit_onboarding.envelope import Envelope, client_metadata, trace_context
+from flask_livekit_onboarding.roles import invited_by, role_of
 
 logger = logging.getLogger("onboarding-agent")
 
@@ -193,6 +194,9 @@ class OnboardingAgent:
             text = (
                 self.script.welcome_back() if identity in self.greeted else self.script.greeting()
             )
+        elif (inviter := invited_by(participant)) is not None:
+            role = role_of(participant) or "participant"
+            text = self.script.greet_invitee(participant.name or identity, inviter, role)
         else:
             text = self.script.greet_guest(participant.name or identity)
         self.greeted.add(identity)

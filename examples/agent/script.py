@@ -81,6 +81,15 @@ class OnboardingScript:
             f"Hi {guest}, you're joining {self.display_name}'s onboarding. {_describe(self.step)}"
         )
 
+    def greet_invitee(self, name: str, inviter: str, role: str) -> str:
+        """Greet someone who joined with an invite, saying who invited them and as what."""
+        what = (
+            "You can watch and chat; your camera and microphone stay off."
+            if role == "viewer"
+            else "You can talk, share and chat with everyone here."
+        )
+        return f"Hi {name} — {inviter} invited you to their onboarding, as a {role}. {what}"
+
     def reply(self, text: str) -> str:
         """Answer a typed message."""
         words = text.strip().lower().rstrip("!?.")

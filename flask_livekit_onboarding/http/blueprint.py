@@ -18,6 +18,7 @@ from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
 from ..state import EXTENSION_KEY, OnboardingState, get_state
 from .bodies import limit_body
 from .health_view import add_health_route
+from .invite_views import create_invite, list_invites, revoke_invite
 from .report_view import receive_report
 from .session_views import end_session, room_status, update_context
 from .token_view import issue_token
@@ -57,6 +58,12 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     refuse_other_methods(bp, "/rooms/<room_name>", "room", ["GET", "DELETE"])
     add_route(bp, "/rooms/<room_name>/context", "update_context", update_context, ["PATCH"])
     add_route(bp, "/rooms/<room_name>/reports", "report", receive_report, ["POST"])
+    _rule(bp, "/rooms/<room_name>/invites", "create_invite", create_invite, ["POST"])
+    _rule(bp, "/rooms/<room_name>/invites", "list_invites", list_invites, ["GET"])
+    refuse_other_methods(bp, "/rooms/<room_name>/invites", "invites", ["GET", "POST"])
+    add_route(
+        bp, "/rooms/<room_name>/invites/<invite_id>", "revoke_invite", revoke_invite, ["DELETE"]
+    )
     add_route(bp, "/openapi.json", "openapi", openapi_document, ["GET"])
     bp.record(add_health_route)
     bp.record(_claim_the_prefix)

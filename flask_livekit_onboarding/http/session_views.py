@@ -15,6 +15,7 @@ from livekit import api
 
 from .. import sessions
 from ..identity import current_identity
+from ..roles import role_of
 from ..state import get_state
 from .bodies import parse_context_update, read_json_object
 
@@ -24,10 +25,12 @@ def room_status(room_name: str) -> Response:
 
     200 ``{"room_name", "exists", "started", "session_id", "room_sid", "owner", "created_at"
     (unix seconds), "context", "client", "reports", "num_participants", "participants":
-    [{"identity", "name", "kind", "joined_at"}]}``, where ``kind`` is LiveKit's participant kind
-    in lower case (``"standard"``, ``"agent"``, ...). The caller's own ``on_join`` session whose
-    room nobody has joined yet answers ``"exists": false, "started": false`` (LiveKit creates it
-    at the first join); ``session_id`` and ``room_sid`` tell one session from the next.
+    [{"identity", "name", "kind", "joined_at", "role"}]}``, where ``kind`` is LiveKit's
+    participant kind in lower case (``"standard"``, ``"agent"``, ...) and ``role`` the role the
+    server gave it (``"owner"``, ``"staff"``, ``"participant"``, ``"viewer"``, ``"agent"``; null
+    for others). The caller's own ``on_join`` session whose room nobody has joined yet answers
+    ``"exists": false, "started": false`` (LiveKit creates it at the first join);
+    ``session_id`` and ``room_sid`` tell one session from the next.
     """
     state = get_state()
     status = sessions.session_status(state, current_identity(state), room_name)
@@ -87,4 +90,5 @@ def _participant(info: api.ParticipantInfo) -> dict[str, Any]:
         "name": info.name,
         "kind": kind,
         "joined_at": info.joined_at,
+        "role": role_of(info),
     }

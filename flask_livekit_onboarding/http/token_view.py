@@ -6,6 +6,7 @@ from flask import Response, jsonify, request
 
 from ..errors import UnsupportedMediaType
 from ..identity import current_identity, participant_identity
+from ..invites import INVITE_HEADER, redeem_invite
 from ..sessions import issue_token as issue
 from ..state import get_state
 from ..token_request import parse_token_request
@@ -17,12 +18,18 @@ def issue_token() -> tuple[Response, int]:
 
     The body must be sent as ``application/json``, even when empty, as the official SDKs do:
     a cross-site form or ``text/plain`` post cannot start a session (no CORS preflight).
+    With an invite's code in the ``X-Onboarding-Invite`` header, the caller joins the
+    invite's session instead (:func:`~flask_livekit_onboarding.invites.redeem_invite`).
     """
     if not request.is_json:
         raise UnsupportedMediaType(
             f"Send the body as application/json, not {request.mimetype or 'no content type'}."
         )
     state = get_state()
+    code = request.headers.get(INVITE_HEADER)
+    if code is not None:
+        issued = redeem_invite(state, code, parse_token_request(read_json_object()))
+        return jsonify(issued.response_body()), 201
     # Who is calling comes first: a caller who is refused costs no more than the refusal.
     caller = current_identity(state)
     token_request = parse_token_request(read_json_object())

@@ -190,11 +190,11 @@ def serve() -> Iterator[Any]:
         app.extensions["livekit_onboarding"].close()
 
 
-def start_onboarding(page: Any) -> str:
+def start_onboarding(page: Any, button: str = "Start onboarding") -> str:
     """Click the button, wait for the room; return the room name the page shows."""
     from playwright.sync_api import expect
 
-    page.get_by_role("button", name="Start onboarding").click()
+    page.get_by_role("button", name=button).click()
     try:
         expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     except AssertionError:

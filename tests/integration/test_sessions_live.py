@@ -62,6 +62,7 @@ def test_connected_client_sees_context_updates_and_is_disconnected_at_the_end(
                     "name": "Ada Lovelace",
                     "kind": "standard",
                     "joined_at": status["participants"][0]["joined_at"],
+                    "role": "owner",
                 }
             ]
             assert status["num_participants"] == 1

@@ -68,7 +68,7 @@ def test_sdk_joins_the_new_room_and_reads_the_hosts_context(make_app, mode: str)
             me = room.local_participant
             assert (me.identity, me.name) == ("user-1", "Ada Lovelace")
             assert me.metadata == '{"plan":"pro"}'
-            assert me.attributes == {"role": "customer"}
+            assert me.attributes == {"role": "customer", "onboarding.role": "owner"}
         finally:
             await room.disconnect()
 

@@ -150,7 +150,8 @@ def _wrong_methods(app: Flask) -> Iterator[tuple[str, str]]:
     """Every extension path with every method it does not serve."""
     paths = {"/livekit/token", "/livekit/webhook", "/livekit/openapi.json"}
     paths |= {"/livekit/rooms/onboarding-x", "/livekit/rooms/onboarding-x/context"}
-    paths |= {"/livekit/rooms/onboarding-x/reports"}
+    paths |= {"/livekit/rooms/onboarding-x/reports", "/livekit/rooms/onboarding-x/invites"}
+    paths |= {"/livekit/rooms/onboarding-x/invites/<invite_id>"}
     served: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("livekit_onboarding.") and not rule.endpoint.endswith(

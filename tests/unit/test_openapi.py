@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -20,7 +21,7 @@ def routes(app: Flask, prefix: str) -> set[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("livekit_onboarding.") or rule.endpoint.endswith(REFUSING):
             continue
-        path = rule.rule[len(prefix) :].replace("<room_name>", "{room_name}")
+        path = re.sub(r"<(\w+)>", r"{\1}", rule.rule[len(prefix) :])
         for method in rule.methods or ():
             if method not in {"HEAD", "OPTIONS"}:
                 served.add((path, method.lower()))

@@ -89,7 +89,7 @@ def test_quickstart_signs_in_and_gets_a_token(quickstart: ModuleType) -> None:
     claims = _claims(body)  # signed with the .env secret, and PyJWT found it long enough
     assert claims["iss"] == DOTENV["LIVEKIT_API_KEY"]
     assert claims["sub"] == "ada"
-    assert claims["attributes"] == {"plan": "pro"}
+    assert claims["attributes"] == {"plan": "pro", "onboarding.role": "owner"}
     assert claims["video"]["room"] == body["room_name"]
     metadata = json.loads(claims["roomConfig"]["metadata"])
     assert _contains(metadata, {"plan": "pro", "locale": "en", "step": "welcome"})

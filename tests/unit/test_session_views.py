@@ -77,8 +77,15 @@ def test_owner_sees_room_status_with_participants_and_context(
                 "name": "Ada Lovelace",
                 "kind": "standard",
                 "joined_at": 1_700_000_001,
+                "role": None,
             },
-            {"identity": "agent-7", "name": "Guide", "kind": "agent", "joined_at": 1_700_000_001},
+            {
+                "identity": "agent-7",
+                "name": "Guide",
+                "kind": "agent",
+                "joined_at": 1_700_000_001,
+                "role": "agent",
+            },
         ],
     }
 

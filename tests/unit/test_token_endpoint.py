@@ -55,7 +55,7 @@ def test_token_grants_join_of_that_room_only(app: Flask, fake: FakeLiveKit) -> N
     assert claims.identity == "user-1"
     assert claims.name == "Ada Lovelace"
     assert claims.metadata == '{"plan":"pro"}'
-    assert claims.attributes == {"role": "customer"}
+    assert claims.attributes == {"role": "customer", "onboarding.role": "owner"}
     assert video.room_join and video.room == body["room_name"]
     assert video.can_publish and video.can_subscribe and video.can_publish_data
     assert not (video.room_admin or video.room_create or video.room_list or video.room_record)

@@ -124,7 +124,15 @@ def test_signed_event_is_acknowledged_and_announced_once(app: Flask, received: R
     assert response.get_json() == {"status": "accepted"}
     assert joined.calls[0][0] is app
     kwargs = joined.kwargs
-    assert set(kwargs) == {"event", "event_id", "room_name", "onboarding", "context", "participant"}
+    assert set(kwargs) == {
+        "event",
+        "event_id",
+        "room_name",
+        "onboarding",
+        "context",
+        "participant",
+        "role",
+    }
     assert kwargs["event_id"] == "EV_joined"
     assert kwargs["onboarding"] is True
     assert kwargs["event"].id == "EV_joined"

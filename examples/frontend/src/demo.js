@@ -4,7 +4,9 @@
 // livekit-client's TokenSource.endpoint(), joins the onboarding room, and shows what the
 // host app put in the room metadata plus who is in the room, and chats with the onboarding
 // agent (examples/agent) on LiveKit's text-stream chat topic. The checklist follows the steps
-// and the outcome the agent reports to the host, which records them in the room metadata.
+// and the outcome the agent reports to the host, which records them in the room metadata. The
+// owner can invite someone: the link carries the room and the invite's code in its fragment,
+// and the invitee's page sends the code to the same token endpoint in a request header.
 import { ConnectionState, Room, RoomEvent, Track, TokenSource } from 'livekit-client';
 
 const $ = (selector) => document.querySelector(selector);
@@ -34,15 +36,39 @@ const ui = {
   chatEmpty: $('#chat-empty'),
   chatForm: $('#chat-form'),
   chatInput: $('#chat-input'),
+  inviteBox: $('#invite-box'),
+  invite: $('#invite'),
+  inviteViewer: $('#invite-viewer'),
+  inviteResult: $('#invite-result'),
+  inviteLink: $('#invite-link'),
+  intro: $('#intro'),
 };
 
 // livekit-client's sendText() default chat topic; the example agent reads and writes it.
 const CHAT_TOPIC = 'lk.chat';
+// The participant attribute the server sets to each participant's role (owner, staff,
+// participant, viewer); nobody can set it from a client.
+const ROLE_ATTRIBUTE = 'onboarding.role';
+const INVITE_HEADER = 'X-Onboarding-Invite';
+
+/** The invite in this page's link (#room=...&invite=...), read once and dropped from the URL. */
+function readInvite() {
+  const params = new URLSearchParams(window.location.hash.slice(1));
+  const roomName = params.get('room');
+  const code = params.get('invite');
+  if (!roomName || !code) return null;
+  window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  return { roomName, code };
+}
+
+const invited = readInvite();
 
 // One token source per page: it POSTs the snake_case request body to the endpoint and
 // reads back server_url / participant_token.
 const tokenSource = TokenSource.endpoint(card.dataset.tokenEndpoint, {
   credentials: 'same-origin',
+  // An invitee's requests carry the invite's code; TokenSource sends custom headers as given.
+  ...(invited ? { headers: { [INVITE_HEADER]: invited.code } } : {}),
 });
 
 let room = null;
@@ -174,11 +200,29 @@ function participantItem(participant, isLocal) {
     badge.textContent = tag;
     li.append(badge);
   }
+  const role = roleOf(participant);
+  if (role) {
+    li.dataset.role = role;
+    if (role !== 'agent') {
+      const badge = document.createElement('span');
+      badge.className = 'tag role';
+      badge.dataset.role = role;
+      badge.textContent = role;
+      li.append(badge);
+    }
+  }
   return li;
+}
+
+function roleOf(participant) {
+  if (participant.isAgent) return 'agent';
+  return participant.attributes?.[ROLE_ATTRIBUTE] ?? '';
 }
 
 function renderParticipants() {
   if (!room) return;
+  const mayInvite = ['owner', 'staff'].includes(roleOf(room.localParticipant));
+  ui.inviteBox.hidden = !mayInvite;
   const items = [participantItem(room.localParticipant, true)];
   for (const participant of room.remoteParticipants.values()) {
     items.push(participantItem(participant, false));
@@ -262,6 +306,7 @@ function createRoom() {
   r.on(RoomEvent.ParticipantConnected, renderParticipants)
     .on(RoomEvent.ParticipantDisconnected, renderParticipants)
     .on(RoomEvent.ParticipantNameChanged, renderParticipants)
+    .on(RoomEvent.ParticipantAttributesChanged, renderParticipants)
     .on(RoomEvent.RoomMetadataChanged, renderRoom)
     .on(RoomEvent.TrackSubscribed, (track, _pub, participant) => attachTrack(track, participant))
     .on(RoomEvent.TrackUnsubscribed, detachTrack)
@@ -286,6 +331,8 @@ function resetSession() {
   ui.chat.replaceChildren();
   ui.chatEmpty.hidden = false;
   renderProgress('');
+  ui.inviteBox.hidden = true;
+  ui.inviteResult.hidden = true;
   agentSeen = false;
   for (const audio of document.querySelectorAll('body > audio')) audio.remove();
   setStatus('idle');
@@ -318,6 +365,7 @@ async function start() {
     // force: every click starts a fresh onboarding session instead of reusing a cached token.
     const name = ui.name?.value.trim();
     const options = name ? { participantName: name } : {};
+    if (invited) options.roomName = invited.roomName;
     const { serverUrl, participantToken } = await tokenSource.fetch(options, true);
     await r.connect(serverUrl, participantToken);
   } catch (err) {
@@ -353,13 +401,43 @@ function describeError(err) {
   return message;
 }
 
+/** Create an invite to this session and show its link (a guest may use it, once). */
+async function inviteSomeone() {
+  if (!room) return;
+  showError('');
+  const role = ui.inviteViewer.checked ? 'viewer' : 'participant';
+  const url = `${card.dataset.roomsEndpoint}/${encodeURIComponent(room.name)}/invites`;
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ role, guests: true }),
+    });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error?.message ?? `HTTP ${response.status}`);
+    const fragment = new URLSearchParams({ room: room.name, invite: body.code });
+    const link = body.link ?? `${window.location.origin}${window.location.pathname}#${fragment}`;
+    ui.inviteLink.href = link;
+    ui.inviteLink.textContent = link;
+    ui.inviteResult.hidden = false;
+  } catch (err) {
+    showError(`Could not create an invite: ${err.message}`);
+  }
+}
+
 async function leave() {
   const r = room;
   resetSession();
   if (r) await r.disconnect();
 }
 
+if (invited) {
+  ui.start.textContent = 'Join the session';
+  if (ui.intro) ui.intro.textContent = "You're invited to join someone's live onboarding session.";
+}
 ui.start.addEventListener('click', start);
+ui.invite.addEventListener('click', inviteSomeone);
 ui.leave.addEventListener('click', leave);
 ui.mic.addEventListener('change', () => applyToggle(ui.mic));
 ui.camera.addEventListener('change', () => applyToggle(ui.camera));
