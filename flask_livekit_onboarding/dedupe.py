@@ -9,16 +9,15 @@ the app's store whether an event id is new before it sends any signal:
   :meth:`WebhookDedupe.release` forgets it when delivery failed, so LiveKit's retry is taken.
   A process that dies while delivering leaves only the short claim behind.
 
-The stores also remember which rooms are onboarding rooms (:meth:`WebhookDedupe.remember_room`),
-for events such as ``egress_ended`` that LiveKit sends without the room's metadata. The
-in-process :class:`MemoryDedupe` serves a single process; :class:`RedisDedupe` is shared by
-every worker and host that uses the same Redis (``LIVEKIT_ONBOARDING_REDIS_URL``). Any other
-shared store fits behind :class:`WebhookDedupe`.
+The in-process :class:`MemoryDedupe` serves a single process; :class:`RedisDedupe` is shared
+by every worker and host that uses the same Redis (``LIVEKIT_ONBOARDING_REDIS_URL``). Any other
+shared store fits behind :class:`WebhookDedupe`: its three methods are all abstract, so a store
+missing one fails when it is constructed, and
+:func:`flask_livekit_onboarding.testing.check_dedupe_store` checks one against the contract.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -28,19 +27,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import OnboardingConfig
-from .errors import ConfigurationError, DedupeUnavailable
+from .errors import DedupeUnavailable
+from .redis_support import RedisBacked
 
 if TYPE_CHECKING:
     import redis
 
 #: Prefix of the Redis keys holding seen event ids.
 REDIS_KEY_PREFIX = "livekit-onboarding:webhook:"
-#: Prefix of the Redis keys remembering onboarding rooms.
-REDIS_ROOM_KEY_PREFIX = "livekit-onboarding:room:"
-#: Most event ids (and, apart, rooms) the in-process store remembers at once.
+#: Most event ids the in-process store remembers at once.
 MEMORY_MAX_ENTRIES = 100_000
-#: Seconds a room is remembered after the last event that showed its metadata.
-ROOM_MEMORY_SECONDS = 24 * 3600
 
 #: What :meth:`WebhookDedupe.claim` found: ``new`` (the caller holds the id now), ``busy``
 #: (another delivery holds it), ``done`` (delivered within the window).
@@ -57,51 +53,43 @@ class Claim:
     token: str = ""
 
 
-@dataclass(frozen=True)
-class RememberedRoom:
-    """A room seen in a webhook with this deployment's onboarding metadata."""
-
-    sid: str
-    metadata: str
-
-
 class WebhookDedupe(ABC):
-    """Remembers webhook event ids for a while.
+    """Remembers webhook event ids for a while, atomically for everything sharing the store.
 
-    ``first_time(event_id, window)`` is True the first time an id is seen and False for any
-    repeat within ``window`` seconds. It must be atomic across everything that shares the
-    store, and raise :class:`DedupeUnavailable` when it cannot answer. At-least-once delivery
-    (the default) also needs :meth:`release`; a store that implements only
-    :meth:`first_time` gets one-phase claims, which a process dying mid-delivery uses up.
+    :meth:`claim`, :meth:`complete` and :meth:`release` are the contract; each raises
+    :class:`DedupeUnavailable` when the store cannot answer (LiveKit then gets a 503 and
+    retries). :meth:`first_time` (at most once) is built on them; stores may answer it in one
+    step instead.
     """
 
     @abstractmethod
-    def first_time(self, event_id: str, window: int) -> bool:
-        """Record ``event_id``; True unless it was already recorded in the last ``window`` s."""
-
     def claim(self, event_id: str, window: int, hold: int) -> Claim:
-        """Hold ``event_id`` for ``hold`` seconds while it is delivered, unless it is held or done.
+        """Hold ``event_id`` for ``hold`` seconds while it is delivered.
 
-        The default records it for the whole ``window`` at once (one phase).
+        ``new`` (with a token) if nobody holds it and it was not completed within ``window``
+        seconds; ``busy`` (with ``retry_after``) while another claim holds it; ``done`` once
+        it was completed.
         """
-        return Claim("new") if self.first_time(event_id, window) else Claim(_DONE)
 
-    def complete(self, event_id: str, window: int, claim: Claim) -> None:  # noqa: B027
-        """Record ``event_id`` as delivered for ``window`` seconds (after :meth:`claim`)."""
+    @abstractmethod
+    def complete(self, event_id: str, window: int, claim: Claim) -> None:
+        """Record ``event_id`` as delivered for ``window`` seconds (after a ``new`` claim)."""
 
+    @abstractmethod
     def release(self, event_id: str, claim: Claim | None = None) -> None:
         """Forget ``event_id`` (delivery failed), so the next delivery of it is taken.
 
-        With ``claim``, only that claim is dropped, not one another process took since.
+        With ``claim``, only that claim is dropped, not one another process took since;
+        without, the id is forgotten whatever holds it.
         """
-        raise NotImplementedError(f"{type(self).__name__} cannot release an event id")
 
-    def remember_room(self, name: str, room: RememberedRoom) -> None:  # noqa: B027
-        """Remember that ``name`` is an onboarding room (a no-op for stores without it)."""
-
-    def recall_room(self, name: str) -> RememberedRoom | None:
-        """The onboarding room remembered under ``name``, if any."""
-        return None
+    def first_time(self, event_id: str, window: int) -> bool:
+        """Record ``event_id`` for ``window`` seconds; True unless it was recorded already."""
+        claim = self.claim(event_id, window, window)
+        if claim.state != "new":
+            return False
+        self.complete(event_id, window, claim)
+        return True
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op for stores without resources
         """Release the store's connections (called when the app's state is closed)."""
@@ -121,7 +109,6 @@ class MemoryDedupe(WebhookDedupe):
         self.max_entries = max_entries
         self._expiries: OrderedDict[str, float] = OrderedDict()
         self._claims: dict[str, tuple[str, float]] = {}
-        self._rooms: OrderedDict[str, tuple[RememberedRoom, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -176,20 +163,6 @@ class MemoryDedupe(WebhookDedupe):
             if claim is None:
                 self._expiries.pop(event_id, None)
 
-    def remember_room(self, name: str, room: RememberedRoom) -> None:
-        with self._lock:
-            self._rooms[name] = (room, time.monotonic() + ROOM_MEMORY_SECONDS)
-            self._rooms.move_to_end(name)
-            while len(self._rooms) > self.max_entries:
-                self._rooms.popitem(last=False)
-
-    def recall_room(self, name: str) -> RememberedRoom | None:
-        with self._lock:
-            entry = self._rooms.get(name)
-        if entry is None or entry[1] <= time.monotonic():
-            return None
-        return entry[0]
-
     def _forget_expired(self, now: float) -> None:
         # Ids are kept in insertion order, which is expiry order for a constant window.
         while self._expiries:
@@ -199,58 +172,48 @@ class MemoryDedupe(WebhookDedupe):
             del self._expiries[oldest]
 
 
-class RedisDedupe(WebhookDedupe):
+class RedisDedupe(RedisBacked, WebhookDedupe):
     """Store shared through Redis with one atomic ``SET key … NX`` per event.
 
     At most once: ``SET key 1 NX EX window``. At least once: ``SET key claim:<token> NX PX
     hold`` while delivering, then ``SET key done EX window``, or a compare-and-delete of the
     claim when delivery failed.
 
-    Needs the ``redis`` package (``pip install flask-livekit-onboarding[redis]``). Commands are
-    not retried and time out after ``timeout`` seconds, so an unreachable Redis answers LiveKit
-    with a 503 quickly and LiveKit delivers the event again later.
+    Needs the ``redis`` package (``pip install flask-livekit-onboarding[redis]``). Built from
+    ``url`` it opens its own client; ``init_app`` hands it the app's shared ``client``.
+    Commands are not retried and time out after ``timeout`` seconds, so an unreachable Redis
+    answers LiveKit with a 503 quickly and LiveKit delivers the event again later.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         *,
+        client: redis.Redis | None = None,
         timeout: float = 5.0,
         key_prefix: str = REDIS_KEY_PREFIX,
-        room_key_prefix: str = REDIS_ROOM_KEY_PREFIX,
         **redis_options: Any,
     ) -> None:
-        redis_module = _import_redis()
-        self._client: redis.Redis = connect_redis(url, timeout=timeout, **redis_options)
-        self._errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
+        super().__init__(url, client=client, timeout=timeout, **redis_options)
         self.key_prefix = key_prefix
-        self.room_key_prefix = room_key_prefix
-
-    def __repr__(self) -> str:
-        return f"<RedisDedupe {redis_location(self._client)}>"
-
-    @property
-    def client(self) -> redis.Redis:
-        """The underlying ``redis.Redis`` client."""
-        return self._client
 
     def first_time(self, event_id: str, window: int) -> bool:
         try:
-            return bool(self._client.set(self.key_prefix + event_id, 1, nx=True, ex=window))
-        except self._errors as error:
+            return bool(self.client.set(self.key_prefix + event_id, 1, nx=True, ex=window))
+        except self.errors as error:
             raise DedupeUnavailable() from error
 
     def claim(self, event_id: str, window: int, hold: int) -> Claim:
         key = self.key_prefix + event_id
         token = secrets.token_hex(8)
         try:
-            if self._client.set(key, f"claim:{token}", nx=True, px=hold * 1000):
+            if self.client.set(key, f"claim:{token}", nx=True, px=hold * 1000):
                 return Claim("new", token=token)
-            with self._client.pipeline() as pipe:
+            with self.client.pipeline() as pipe:
                 pipe.get(key)
                 pipe.pttl(key)
                 value, ttl = pipe.execute()
-        except self._errors as error:
+        except self.errors as error:
             raise DedupeUnavailable() from error
         if value is None:  # it expired in between: let LiveKit come back for it at once
             return Claim("busy", retry_after=1)
@@ -260,42 +223,19 @@ class RedisDedupe(WebhookDedupe):
 
     def complete(self, event_id: str, window: int, claim: Claim) -> None:
         try:
-            self._client.set(self.key_prefix + event_id, _DONE, ex=window)
-        except self._errors as error:
+            self.client.set(self.key_prefix + event_id, _DONE, ex=window)
+        except self.errors as error:
             raise DedupeUnavailable() from error
 
     def release(self, event_id: str, claim: Claim | None = None) -> None:
         key = self.key_prefix + event_id
         try:
             if claim is None:
-                self._client.delete(key)
+                self.client.delete(key)
             else:
-                self._client.eval(_RELEASE_SCRIPT, 1, key, f"claim:{claim.token}")
-        except self._errors as error:
+                self.client.eval(_RELEASE_SCRIPT, 1, key, f"claim:{claim.token}")
+        except self.errors as error:
             raise DedupeUnavailable() from error
-
-    def remember_room(self, name: str, room: RememberedRoom) -> None:
-        value = json.dumps({"sid": room.sid, "metadata": room.metadata})
-        try:
-            self._client.set(self.room_key_prefix + name, value, ex=ROOM_MEMORY_SECONDS)
-        except self._errors as error:
-            raise DedupeUnavailable() from error
-
-    def recall_room(self, name: str) -> RememberedRoom | None:
-        try:
-            value = self._client.get(self.room_key_prefix + name)
-        except self._errors as error:
-            raise DedupeUnavailable() from error
-        if value is None:
-            return None
-        try:
-            document = json.loads(value)
-            return RememberedRoom(str(document["sid"]), str(document["metadata"]))
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    def close(self) -> None:
-        self._client.close()
 
 
 #: Delete a claim only if it is still the caller's (another process may have taken it over).
@@ -305,52 +245,8 @@ return 0
 """
 
 
-def _import_redis() -> Any:
-    try:
-        import redis
-    except ImportError:
-        raise ConfigurationError(
-            "LIVEKIT_ONBOARDING_REDIS_URL needs the redis package: "
-            "pip install 'flask-livekit-onboarding[redis]'"
-        ) from None
-    return redis
-
-
-def redis_location(client: redis.Redis) -> str:
-    """Where ``client`` connects (host and port, or socket path, and db), without credentials."""
-    kwargs = client.connection_pool.connection_kwargs
-    where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-    return f"{where} db={kwargs.get('db', 0)}"
-
-
-def connect_redis(url: str, *, timeout: float = 5.0, **redis_options: Any) -> redis.Redis:
-    """A Redis client for ``url`` that never retries and waits at most ``timeout`` seconds."""
-    redis_module = _import_redis()
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    options: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    options.update(redis_options)
-    try:
-        client: redis.Redis = redis_module.Redis.from_url(url, **options)
-    except ValueError as error:
-        raise ConfigurationError(
-            f"LIVEKIT_ONBOARDING_REDIS_URL is not a usable Redis URL: {error}"
-        ) from None
-    return client
-
-
-def make_dedupe_store(config: OnboardingConfig) -> WebhookDedupe:
-    """The in-process store, or the Redis one when ``LIVEKIT_ONBOARDING_REDIS_URL`` is set."""
-    if config.redis_url:
-        return RedisDedupe(
-            config.redis_url,
-            timeout=config.request_timeout,
-            key_prefix=config.redis_key_prefix("webhook"),
-            room_key_prefix=config.redis_key_prefix("room"),
-        )
+def make_dedupe_store(config: OnboardingConfig, client: redis.Redis | None = None) -> WebhookDedupe:
+    """The in-process store, or the Redis one on the app's shared client."""
+    if client is not None:
+        return RedisDedupe(client=client, key_prefix=config.redis_key_prefix("webhook"))
     return MemoryDedupe()

@@ -12,7 +12,7 @@ from . import invites, sessions
 from .cli import livekit_cli
 from .config import DEFAULTS, REQUIRED, OnboardingConfig, load_config
 from .csrf import CSRFProtector
-from .dedupe import WebhookDedupe, make_dedupe_store
+from .dedupe import WebhookDedupe
 from .errors import ConfigurationError
 from .health import Health, check_health
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
@@ -21,6 +21,7 @@ from .http.cors import apply_cors
 from .invite_store import Invite, InviteStore
 from .invites import CreatedInvite
 from .livekit_bridge import LiveKitBridge, LiveKitClient
+from .locks import RoomLocks
 from .marks import REVOKED_GUEST
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
@@ -58,6 +59,7 @@ class LiveKitOnboarding:
         csrf: CSRFProtector | None = None,
         telemetry: Telemetry | None = None,
         invite_store: InviteStore | None = None,
+        room_locks: RoomLocks | None = None,
     ) -> None:
         """Validate ``app.config``, set up this app's LiveKit client and mount the routes.
 
@@ -73,7 +75,9 @@ class LiveKitOnboarding:
         cookies could carry a forged request, and never on the webhook (signed by LiveKit).
         ``telemetry`` chooses the OpenTelemetry providers
         (default: the global ones) and whether identities are recorded.
-        ``invite_store`` replaces the invite store, chosen like the de-duplication store.
+        ``invite_store`` and ``room_locks`` (the per-room locks of context updates) replace
+        the stores chosen like the de-duplication store. With ``LIVEKIT_ONBOARDING_REDIS_URL``
+        the stores the config chooses share one Redis client.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -104,7 +108,8 @@ class LiveKitOnboarding:
             config=config,
             hooks=self.hooks,
             livekit=livekit if livekit is not None else _default_client(config, telemetry),
-            dedupe=dedupe_store if dedupe_store is not None else make_dedupe_store(config),
+            dedupe=dedupe_store,  # type: ignore[arg-type]  # None: chosen from the config
+            locks=room_locks,  # type: ignore[arg-type]
             csrf=csrf if csrf is not None else app.extensions.get("csrf"),
             invites=invite_store,  # type: ignore[arg-type]  # None: chosen from the config
             config_snapshot={key: app.config.get(key) for key in (*REQUIRED, *DEFAULTS)},

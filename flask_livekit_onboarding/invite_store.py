@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .config import OnboardingConfig
 from .errors import InviteStoreUnavailable
+from .redis_support import RedisBacked
 
 if TYPE_CHECKING:
     import redis
@@ -177,30 +178,22 @@ def _verdict(invite: Invite, identity: str, now: float) -> Redemption:
     return "ok"
 
 
-class RedisInviteStore(InviteStore):
+class RedisInviteStore(RedisBacked, InviteStore):
     """Invites shared through Redis: one JSON record per invite, and a sorted set per session
     of its live invites (scored by expiry). Adding, redeeming and revoking are Lua scripts, so
     each is one atomic step however many workers race."""
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         *,
+        client: redis.Redis | None = None,
         timeout: float = 5.0,
         key_prefix: str = REDIS_INVITE_PREFIX,
         **redis_options: Any,
     ) -> None:
-        from .dedupe import _import_redis, connect_redis
-
-        redis_module = _import_redis()
-        self._client: redis.Redis = connect_redis(url, timeout=timeout, **redis_options)
-        self._errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
+        super().__init__(url, client=client, timeout=timeout, **redis_options)
         self.key_prefix = key_prefix
-
-    def __repr__(self) -> str:
-        from .dedupe import redis_location
-
-        return f"<RedisInviteStore {redis_location(self._client)}>"
 
     def _key(self, invite_id: str) -> str:
         return f"{self.key_prefix}id:{invite_id}"
@@ -215,15 +208,15 @@ class RedisInviteStore(InviteStore):
         return bool(self._run(_ADD, keys, args))
 
     def get(self, invite_id: str) -> Invite | None:
-        raw = self._run(lambda: self._client.get(self._key(invite_id)))
+        raw = self._run(lambda: self.client.get(self._key(invite_id)))
         return None if raw is None else Invite.from_json(raw)
 
     def for_session(self, session_id: str, now: float) -> list[Invite]:
         def read() -> list[Any]:
-            ids: list[bytes] = self._client.zrange(self._index(session_id), 0, -1)  # type: ignore[assignment]
+            ids: list[bytes] = self.client.zrange(self._index(session_id), 0, -1)  # type: ignore[assignment]
             if not ids:
                 return []
-            return list(self._client.mget([self._key(i.decode()) for i in ids]))
+            return list(self.client.mget([self._key(i.decode()) for i in ids]))
 
         records = [Invite.from_json(raw) for raw in self._run(read) if raw is not None]
         return sorted((i for i in records if i.live(now)), key=lambda i: i.created_at)
@@ -245,17 +238,14 @@ class RedisInviteStore(InviteStore):
         raw = self._run(_REVOKE, keys, [invite_id])
         return Invite.from_json(raw) if raw else None
 
-    def close(self) -> None:
-        self._client.close()
-
     def _run(
         self, script: Any, keys: list[str] | None = None, args: list[Any] | None = None
     ) -> Any:
         try:
             if callable(script):
                 return script()
-            return self._client.eval(script, len(keys or []), *(keys or []), *(args or []))
-        except self._errors as error:
+            return self.client.eval(script, len(keys or []), *(keys or []), *(args or []))
+        except self.errors as error:
             raise InviteStoreUnavailable() from error
 
 
@@ -302,8 +292,8 @@ return updated
 """
 
 
-def make_invite_store(config: OnboardingConfig) -> InviteStore:
-    """The in-process store, or the Redis one when ``LIVEKIT_ONBOARDING_REDIS_URL`` is set."""
-    if config.redis_url:
-        return RedisInviteStore(config.redis_url, timeout=config.request_timeout)
+def make_invite_store(config: OnboardingConfig, client: redis.Redis | None = None) -> InviteStore:
+    """The in-process store, or the Redis one on the app's shared client."""
+    if client is not None:
+        return RedisInviteStore(client=client, key_prefix=config.redis_key_prefix("invite"))
     return MemoryInviteStore()

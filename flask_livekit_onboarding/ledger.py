@@ -15,8 +15,8 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from .config import OnboardingConfig
-from .dedupe import _import_redis, connect_redis, redis_location
 from .errors import DedupeUnavailable
+from .redis_support import RedisBacked
 
 if TYPE_CHECKING:
     import redis
@@ -106,56 +106,60 @@ class MemorySessionLedger(SessionLedger):
             entries.popitem(last=False)
 
 
-class RedisSessionLedger(SessionLedger):
+class RedisSessionLedger(RedisBacked, SessionLedger):
     """The ledger shared through Redis: a hash of participants and an "ended" key per session."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0, **redis_options: Any) -> None:
-        redis_module = _import_redis()
-        self._client: redis.Redis = connect_redis(url, timeout=timeout, **redis_options)
-        self._errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
-
-    def __repr__(self) -> str:
-        return f"<RedisSessionLedger {redis_location(self._client)}>"
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        timeout: float = 5.0,
+        key_prefix: str = REDIS_LEDGER_PREFIX,
+        **redis_options: Any,
+    ) -> None:
+        super().__init__(url, client=client, timeout=timeout, **redis_options)
+        self.key_prefix = key_prefix
 
     def add_participant(self, session_id: str, identity: str, kind: str) -> None:
-        key = f"{REDIS_LEDGER_PREFIX}{session_id}:participants"
+        key = f"{self.key_prefix}{session_id}:participants"
         try:
-            with self._client.pipeline() as pipe:
+            with self.client.pipeline() as pipe:
                 pipe.hsetnx(key, identity, kind)
                 pipe.expire(key, LEDGER_SECONDS)
                 pipe.execute()
-        except self._errors as error:
+        except self.errors as error:
             raise DedupeUnavailable() from error
 
     def participants(self, session_id: str) -> dict[str, str]:
         try:
-            found = self._client.hgetall(f"{REDIS_LEDGER_PREFIX}{session_id}:participants")
-        except self._errors as error:
+            found = self.client.hgetall(f"{self.key_prefix}{session_id}:participants")
+        except self.errors as error:
             raise DedupeUnavailable() from error
         return {_text(k): _text(v) for k, v in found.items()}
 
     def mark_ended(self, session_id: str) -> None:
         try:
-            self._client.set(f"{REDIS_LEDGER_PREFIX}{session_id}:ended", 1, ex=LEDGER_SECONDS)
-        except self._errors as error:
+            self.client.set(f"{self.key_prefix}{session_id}:ended", 1, ex=LEDGER_SECONDS)
+        except self.errors as error:
             raise DedupeUnavailable() from error
 
     def ended(self, session_id: str) -> bool:
         try:
-            return bool(self._client.exists(f"{REDIS_LEDGER_PREFIX}{session_id}:ended"))
-        except self._errors as error:
+            return bool(self.client.exists(f"{self.key_prefix}{session_id}:ended"))
+        except self.errors as error:
             raise DedupeUnavailable() from error
 
     def close(self) -> None:
-        self._client.close()
+        self.client.close()
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def make_ledger(config: OnboardingConfig) -> SessionLedger:
-    """The in-process ledger, or the Redis one when ``LIVEKIT_ONBOARDING_REDIS_URL`` is set."""
-    if config.redis_url:
-        return RedisSessionLedger(config.redis_url, timeout=config.request_timeout)
+def make_ledger(config: OnboardingConfig, client: redis.Redis | None = None) -> SessionLedger:
+    """The in-process ledger, or the Redis one on the app's shared client."""
+    if client is not None:
+        return RedisSessionLedger(client=client, key_prefix=config.redis_key_prefix("session"))
     return MemorySessionLedger()

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .config import OnboardingConfig
-from .dedupe import _import_redis, connect_redis, redis_location
 from .errors import ContextBusy, ContextConflict, RoomNotFound
 from .livekit_bridge import LiveKitClient
+from .redis_support import RedisBacked
 from .rooms import live_room
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class MemoryRoomLocks(RoomLocks):
                 self._locks[room_name] = (lock, users - 1)
 
 
-class RedisRoomLocks(RoomLocks):
+class RedisRoomLocks(RedisBacked, RoomLocks):
     """Locks shared through Redis (redis-py's ``Lock``: ``SET key token NX PX lease``).
 
     Redis down means no update can be serialized: :meth:`acquire` raises :class:`ContextBusy`.
@@ -109,51 +109,35 @@ class RedisRoomLocks(RoomLocks):
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         *,
+        client: redis.Redis | None = None,
         timeout: float = 5.0,
         key_prefix: str = REDIS_LOCK_PREFIX,
         **redis_options: Any,
     ) -> None:
-        redis_module = _import_redis()
-        self._client: redis.Redis = connect_redis(url, timeout=timeout, **redis_options)
-        self._errors: tuple[type[Exception], ...] = (redis_module.RedisError, OSError)
+        super().__init__(url, client=client, timeout=timeout, **redis_options)
         self.key_prefix = key_prefix
 
-    def __repr__(self) -> str:
-        return f"<RedisRoomLocks {redis_location(self._client)}>"
-
-    @property
-    def client(self) -> redis.Redis:
-        """The underlying ``redis.Redis`` client."""
-        return self._client
-
     def acquire(self, room_name: str, wait: float, lease: float) -> Any | None:
-        lock = self._client.lock(
+        lock = self.client.lock(
             self.key_prefix + room_name, timeout=lease, sleep=0.01, blocking_timeout=wait
         )
         try:
             return lock if lock.acquire() else None
-        except self._errors as error:
+        except self.errors as error:
             raise ContextBusy("The shared lock store (Redis) cannot be reached; retry.") from error
 
     def release(self, room_name: str, handle: Any) -> None:
         # Expired (the lease was too short) or Redis is gone: the lease frees it anyway.
-        with contextlib.suppress(*self._errors):
+        with contextlib.suppress(*self.errors):
             handle.release()
 
-    def close(self) -> None:
-        self._client.close()
 
-
-def make_room_locks(config: OnboardingConfig) -> RoomLocks:
-    """In-process locks, or Redis ones when ``LIVEKIT_ONBOARDING_REDIS_URL`` is set."""
-    if config.redis_url:
-        return RedisRoomLocks(
-            config.redis_url,
-            timeout=config.request_timeout,
-            key_prefix=config.redis_key_prefix("room-lock"),
-        )
+def make_room_locks(config: OnboardingConfig, client: redis.Redis | None = None) -> RoomLocks:
+    """In-process locks, or Redis ones on the app's shared client."""
+    if client is not None:
+        return RedisRoomLocks(client=client, key_prefix=config.redis_key_prefix("room-lock"))
     return MemoryRoomLocks()
 
 

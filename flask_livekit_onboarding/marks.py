@@ -14,8 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .config import OnboardingConfig
-from .dedupe import _import_redis, connect_redis
 from .errors import DedupeUnavailable
+from .redis_support import import_redis
 
 if TYPE_CHECKING:
     import redis
@@ -31,16 +31,15 @@ MEMORY_MAX_MARKS = 100_000
 class Marks:
     """Keys marked for a number of seconds, in process or in Redis."""
 
-    def __init__(self, config: OnboardingConfig) -> None:
+    def __init__(self, config: OnboardingConfig, client: redis.Redis | None = None) -> None:
         self._memory: dict[str, float] = {}
         self._guard = threading.Lock()
         self._prefix = config.redis_key_prefix("mark")
-        self._client: redis.Redis | None = None
-        self._errors: tuple[type[Exception], ...] = ()
-        if config.redis_url:
-            redis_module = _import_redis()
-            self._client = connect_redis(config.redis_url, timeout=config.request_timeout)
-            self._errors = (redis_module.RedisError, OSError)
+        #: The app's shared Redis client (``LIVEKIT_ONBOARDING_REDIS_URL``), or None.
+        self._client = client
+        self._errors: tuple[type[Exception], ...] = (
+            () if client is None else (import_redis().RedisError, OSError)
+        )
 
     def mark(self, kind: str, key: str, seconds: int) -> None:
         """Mark ``key`` (of ``kind``: ``guest-revoked``, ``ended-room``) for ``seconds``."""
@@ -71,10 +70,6 @@ class Marks:
             return
         with self._guard:
             self._memory.pop(name, None)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
 
     def _redis(self, call: Any) -> Any:
         try:

@@ -6,20 +6,25 @@ import logging
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
 from .config import ConfigurationWarning, OnboardingConfig
 from .csrf import CSRFProtector
-from .dedupe import WebhookDedupe
+from .dedupe import WebhookDedupe, make_dedupe_store
 from .hooks import Hooks
 from .invite_store import InviteStore, make_invite_store
 from .ledger import SessionLedger, make_ledger
 from .livekit_bridge import LiveKitClient
 from .locks import RoomLocks, make_room_locks
 from .marks import Marks
+from .redis_support import connect_redis
+from .room_directory import RoomDirectory, make_room_directory
 from .telemetry import Telemetry
+
+if TYPE_CHECKING:
+    import redis
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +39,10 @@ class OnboardingState:
     config: OnboardingConfig
     hooks: Hooks
     livekit: LiveKitClient
-    dedupe: WebhookDedupe
+    #: Webhook event ids already delivered; by default chosen from the config.
+    dedupe: WebhookDedupe = field(default=None)  # type: ignore[assignment]
+    #: Onboarding rooms seen in webhooks, for events that do not carry the room.
+    rooms: RoomDirectory = field(default=None)  # type: ignore[assignment]
     #: Per-room locks of context updates; by default chosen like the de-duplication store.
     locks: RoomLocks = field(default=None)  # type: ignore[assignment]
     #: The host's CSRF protection, which checks the extension's routes where it matters.
@@ -51,15 +59,25 @@ class OnboardingState:
     #: The app's OpenTelemetry tracer and instruments.
     telemetry: Telemetry = field(default_factory=Telemetry, repr=False)
 
+    #: The one Redis client the stores chosen from the config share (``REDIS_URL``), or None.
+    redis: redis.Redis | None = field(default=None, repr=False)
+
     def __post_init__(self) -> None:
+        config = self.config
+        if self.redis is None and config.redis_url:
+            self.redis = connect_redis(config.redis_url, timeout=config.request_timeout)
+        if self.dedupe is None:
+            self.dedupe = make_dedupe_store(config, self.redis)
+        if self.rooms is None:
+            self.rooms = make_room_directory(config, self.redis)
         if self.locks is None:
-            self.locks = make_room_locks(self.config)
+            self.locks = make_room_locks(config, self.redis)
         if self.marks is None:
-            self.marks = Marks(self.config)
+            self.marks = Marks(config, self.redis)
         if self.ledger is None:
-            self.ledger = make_ledger(self.config)
+            self.ledger = make_ledger(config, self.redis)
         if self.invites is None:
-            self.invites = make_invite_store(self.config)
+            self.invites = make_invite_store(config, self.redis)
 
     def report_config_changes(self, config: Mapping[str, Any]) -> None:
         """Warn once per key changed in ``app.config`` after ``init_app``, which never sees it."""
@@ -79,9 +97,11 @@ class OnboardingState:
         self.livekit.close()
         self.dedupe.close()
         self.locks.close()
-        self.marks.close()
         self.ledger.close()
         self.invites.close()
+        self.rooms.close()
+        if self.redis is not None:
+            self.redis.close()
 
 
 def get_state(app: Flask | None = None) -> OnboardingState:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Flask
 from livekit import api
 
+from .dedupe import WebhookDedupe
 from .envelope import Envelope, RoomBinding
 from .invite_store import Invite, InviteStore
 from .livekit_bridge import server_error
@@ -52,6 +53,7 @@ __all__ = [
     "LIVEKIT_SERVER_VERSION",
     "FakeLiveKit",
     "FakeRoomService",
+    "check_dedupe_store",
     "check_invite_store",
     "LiveKitDevServer",
     "LiveKitServerError",
@@ -280,3 +282,40 @@ def check_invite_store(store: InviteStore) -> None:
     assert store.revoke("nosuchinvite") is None
     assert store.add(old, 5, now)
     assert store.redeem(old.id, "ann", now)[0] == "expired", "an expired invite must be refused"
+
+
+def check_dedupe_store(store: WebhookDedupe) -> None:
+    """Check that ``store`` keeps the contract of :class:`WebhookDedupe`; raise if it does not.
+
+    For a host's own store: call it on a fresh instance in a test (it uses made-up event ids).
+    It checks what at-least-once delivery relies on: a claimed id is busy for others, a
+    released claim can be taken again (LiveKit's retry), a completed id stays done, and a
+    stale release does not drop a claim another delivery took since.
+    """
+    run = f"conformance-{secrets.token_hex(6)}"
+
+    def expect(condition: bool, what: str) -> None:
+        if not condition:
+            raise AssertionError(f"{type(store).__name__}: {what}")
+
+    first = store.claim(f"{run}-a", 60, 30)
+    expect(first.state == "new", "claim must take an id never seen")
+    busy = store.claim(f"{run}-a", 60, 30)
+    expect(busy.state == "busy", "claim must answer busy while another claim holds the id")
+    expect(busy.retry_after >= 1, "a busy claim must say when to retry")
+    store.release(f"{run}-a", first)
+    retry = store.claim(f"{run}-a", 60, 30)
+    expect(retry.state == "new", "after release, the id must be taken again (LiveKit's retry)")
+    store.release(f"{run}-a", first)  # the first delivery's claim, long gone
+    expect(
+        store.claim(f"{run}-a", 60, 30).state == "busy",
+        "release of an old claim must not drop the claim another delivery took since",
+    )
+    store.complete(f"{run}-a", 60, retry)
+    expect(store.claim(f"{run}-a", 60, 30).state == "done", "a completed id must stay done")
+    expect(store.first_time(f"{run}-b", 60), "first_time must be True for a new id")
+    expect(not store.first_time(f"{run}-b", 60), "first_time must be False for a repeat")
+    forgotten = store.claim(f"{run}-c", 60, 30)
+    store.complete(f"{run}-c", 60, forgotten)
+    store.release(f"{run}-c")
+    expect(store.claim(f"{run}-c", 60, 30).state == "new", "release without a claim forgets")

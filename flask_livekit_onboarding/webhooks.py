@@ -26,11 +26,11 @@ from livekit.api import TokenVerifier, WebhookEvent
 
 from . import signals
 from .config import OnboardingConfig
-from .dedupe import RememberedRoom
 from .envelope import OnboardingRoom
 from .errors import BadRequest, Unauthorized
 from .limits import MAX_BODY_DEPTH, json_problem
 from .roles import role_of
+from .room_directory import RememberedRoom
 from .rooms import close_stale_room, live_room
 from .signals import send_contained
 from .state import OnboardingState
@@ -214,7 +214,7 @@ def onboarding_room(
             return None
         room = binding.read(event.room)
         if room is not None:
-            state.dedupe.remember_room(name, _remembered(event.room.sid, room))
+            state.rooms.remember(name, _remembered(event.room.sid, room))
         return room
     if event.event not in _EVENTS_WITHOUT_ROOM_METADATA:
         return None  # the whole room, with no metadata: not an onboarding room
@@ -223,9 +223,9 @@ def onboarding_room(
     if live is not None and (not sid or live.sid == sid):
         room = binding.read(live)
         if room is not None:
-            state.dedupe.remember_room(name, _remembered(live.sid, room))
+            state.rooms.remember(name, _remembered(live.sid, room))
             return room
-    remembered = state.dedupe.recall_room(name)
+    remembered = state.rooms.recall(name)
     if remembered is None or (sid and remembered.sid and remembered.sid != sid):
         return None
     return binding.read(api.Room(name=name, sid=remembered.sid, metadata=remembered.metadata))

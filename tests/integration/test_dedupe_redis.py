@@ -20,6 +20,7 @@ from livekit import api
 
 from flask_livekit_onboarding import signals
 from flask_livekit_onboarding.dedupe import RedisDedupe
+from flask_livekit_onboarding.testing import check_dedupe_store
 
 pytestmark = pytest.mark.integration
 
@@ -280,3 +281,7 @@ def test_an_event_whose_host_died_mid_delivery(make_app: Any, redis_server: str,
             assert first.get_json() == {"status": "duplicate"}
             assert delivered == []
         assert retry().get_json() == {"status": "duplicate"}
+
+
+def test_the_redis_store_passes_the_published_conformance_check(store: RedisDedupe) -> None:
+    check_dedupe_store(store)

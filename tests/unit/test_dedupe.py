@@ -10,12 +10,15 @@ import pytest
 
 from flask_livekit_onboarding import ConfigurationError
 from flask_livekit_onboarding.dedupe import (
+    Claim,
     DedupeUnavailable,
     MemoryDedupe,
     RedisDedupe,
+    WebhookDedupe,
 )
 from flask_livekit_onboarding.devserver import free_port
 from flask_livekit_onboarding.state import get_state
+from flask_livekit_onboarding.testing import check_dedupe_store
 
 
 class Clock:
@@ -188,13 +191,69 @@ def test_release_without_a_claim_forgets_a_recorded_id(clock: Clock) -> None:
     assert store.first_time("EV_1", 900)
 
 
-def test_memory_store_remembers_rooms_for_a_while(clock: Clock) -> None:
-    from flask_livekit_onboarding.dedupe import ROOM_MEMORY_SECONDS, RememberedRoom
+def test_the_room_directory_remembers_rooms_for_a_while(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_livekit_onboarding.room_directory import (
+        ROOM_MEMORY_SECONDS,
+        MemoryRoomDirectory,
+        RememberedRoom,
+    )
 
-    store = MemoryDedupe()
-    store.remember_room("onboarding-a", RememberedRoom("RM_1", "{}"))
+    monkeypatch.setattr("flask_livekit_onboarding.room_directory.time.monotonic", clock)
+    rooms = MemoryRoomDirectory()
+    rooms.remember("onboarding-a", RememberedRoom("RM_1", "{}"))
 
-    assert store.recall_room("onboarding-a") == RememberedRoom("RM_1", "{}")
-    assert store.recall_room("onboarding-b") is None
+    assert rooms.recall("onboarding-a") == RememberedRoom("RM_1", "{}")
+    assert rooms.recall("onboarding-b") is None
     clock.now += ROOM_MEMORY_SECONDS
-    assert store.recall_room("onboarding-a") is None
+    assert rooms.recall("onboarding-a") is None
+
+
+def test_a_store_missing_part_of_the_contract_fails_when_it_is_built() -> None:
+    # Once, a store with first_time alone was accepted, and its failed deliveries were
+    # answered "duplicate" on LiveKit's retry: the event was lost.
+    class FirstTimeOnly(WebhookDedupe):
+        def first_time(self, event_id: str, window: int) -> bool:
+            return True
+
+    with pytest.raises(TypeError, match="abstract"):
+        FirstTimeOnly()  # type: ignore[abstract]
+
+
+def test_the_in_process_store_passes_the_published_conformance_check() -> None:
+    check_dedupe_store(MemoryDedupe())
+
+
+def test_the_conformance_check_catches_a_store_that_loses_retries() -> None:
+    class ForgetsNothing(MemoryDedupe):
+        def release(self, event_id: str, claim: Claim | None = None) -> None:
+            pass  # LiveKit's retry would then be answered "busy" until the hold ran out
+
+    with pytest.raises(AssertionError, match="after release"):
+        check_dedupe_store(ForgetsNothing())
+
+
+def test_one_redis_client_serves_every_store_of_an_app(make_app: Any) -> None:
+    app = make_app(LIVEKIT_ONBOARDING_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    state = get_state(app)
+    assert state.redis is not None
+    stores = (state.dedupe, state.rooms, state.locks, state.ledger, state.invites)
+    assert {id(store.client) for store in stores} == {id(state.redis)}  # type: ignore[attr-defined]
+
+
+def test_room_locks_can_be_passed_to_init_app(base_config: dict[str, Any]) -> None:
+    from flask import Flask
+
+    from flask_livekit_onboarding import LiveKitOnboarding
+    from flask_livekit_onboarding.locks import MemoryRoomLocks
+    from flask_livekit_onboarding.testing import FakeLiveKit
+
+    app = Flask("host_app")
+    app.config.update(base_config)
+    locks = MemoryRoomLocks()
+    LiveKitOnboarding().init_app(app, livekit=FakeLiveKit(), room_locks=locks)
+    try:
+        assert get_state(app).locks is locks
+    finally:
+        get_state(app).close()

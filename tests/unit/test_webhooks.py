@@ -447,7 +447,13 @@ class BrokenStore(WebhookDedupe):
         self.error = error
         self.closed = False
 
-    def first_time(self, event_id: str, window: int) -> bool:
+    def claim(self, event_id: str, window: int, hold: int) -> Claim:
+        raise self.error
+
+    def complete(self, event_id: str, window: int, claim: Claim) -> None:
+        raise self.error
+
+    def release(self, event_id: str, claim: Claim | None = None) -> None:
         raise self.error
 
     def close(self) -> None:
