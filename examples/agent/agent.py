@@ -56,8 +56,8 @@ MAX_JOBS = int(os.environ.get("ONBOARDING_AGENT_MAX_JOBS", "25"))
 AGENT_STATE = "lk.agent.state"
 #: Messages the agent may send at once in one room, and per second after that; the rest are
 #: dropped, so no peer (a loop with another bot, a flood of typed messages) makes it spam.
-BURST = 10
-RATE = 1.0
+BURST = 20
+RATE = 2.0
 #: Seconds a SIGTERM waits for running sessions before the worker stops them anyway
 #: (livekit-agents' own default is an hour). Job processes then get ``SHUTDOWN_TIMEOUT``.
 DRAIN_TIMEOUT = int(os.environ.get("ONBOARDING_AGENT_DRAIN_TIMEOUT", "10"))

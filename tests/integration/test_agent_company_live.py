@@ -37,7 +37,7 @@ from tests.integration.test_agent_live import agent_app, request_token
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("agent_worker")]
 
 #: The example agent's message budget (examples/agent/agent.py): BURST at once, RATE a second.
-BURST, RATE = 10, 1.0
+BURST, RATE = 20, 2.0
 SECOND_AGENT = "second-onboarding-agent"
 
 
