@@ -77,9 +77,13 @@ class HandshakeDelay:
     async def _close(self) -> None:
         for server in self._servers:
             server.close()
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task():
-                task.cancel()
+        relays = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        await asyncio.sleep(0)  # let the closed transports finish closing
 
     async def _relay(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: int
@@ -97,7 +101,7 @@ class HandshakeDelay:
                 await asyncio.sleep(self.rtt_ms / 1000)
                 up_writer.write(first)
                 await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        except (OSError, asyncio.CancelledError):
+        except OSError:
             pass
         finally:
             for stream in (writer, up_writer):
