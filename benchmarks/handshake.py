@@ -43,6 +43,7 @@ class HandshakeDelay:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._servers: list[asyncio.Server] = []
+        self._relays: set[asyncio.Task[None]] = set()
 
     def __enter__(self) -> HandshakeDelay:
         self._thread.start()
@@ -69,7 +70,13 @@ class HandshakeDelay:
             async def handle(
                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: int = upstream
             ) -> None:
-                await self._relay(reader, writer, upstream)
+                task = asyncio.current_task()
+                assert task is not None
+                self._relays.add(task)  # the loop keeps only weak references to tasks
+                try:
+                    await self._relay(reader, writer, upstream)
+                finally:
+                    self._relays.discard(task)
 
             server = await asyncio.start_server(handle, "127.0.0.1", self.ports[name])
             self._servers.append(server)
@@ -77,7 +84,7 @@ class HandshakeDelay:
     async def _close(self) -> None:
         for server in self._servers:
             server.close()
-        relays = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        relays = list(self._relays)
         for task in relays:
             task.cancel()
         await asyncio.gather(*relays, return_exceptions=True)
@@ -100,7 +107,17 @@ class HandshakeDelay:
                 # The SYN / SYN-ACK round trip the client would have waited for before sending.
                 await asyncio.sleep(self.rtt_ms / 1000)
                 up_writer.write(first)
-                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+                pipes = [
+                    asyncio.ensure_future(_pipe(reader, up_writer)),
+                    asyncio.ensure_future(_pipe(up_reader, writer)),
+                ]
+                try:
+                    # HTTP over TLS: when either side closes, the connection is over.
+                    await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for pipe in pipes:
+                        pipe.cancel()
+                    await asyncio.gather(*pipes, return_exceptions=True)
         except OSError:
             pass
         finally:
@@ -109,14 +126,10 @@ class HandshakeDelay:
 
 
 async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    try:
+    with contextlib.suppress(OSError):
         while data := await source.read(_CHUNK):
             sink.write(data)
             await sink.drain()
-        if sink.can_write_eof():
-            sink.write_eof()
-    except OSError:
-        sink.close()
 
 
 def probe_round_trips(
