@@ -133,12 +133,18 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
 
 
 def probe_round_trips(
-    port: int, ca: Path, version: str, rtt_ms: int, samples: int = 5
+    port: int,
+    ca: Path,
+    version: str,
+    rtt_ms: int,
+    local: dict[str, Any] | None = None,
+    samples: int = 5,
 ) -> dict[str, Any]:
     """Time a new TLS connection plus one request, and one more request on it, in RTTs.
 
     ``port`` is where the app would connect (the handshake relay); ``GET /`` is answered by
-    livekit-server behind nginx. Medians of ``samples`` connections.
+    livekit-server behind nginx. Medians of ``samples`` connections. ``local``, the same probe
+    at an RTT of 0, is the local work (TLS, nginx, LiveKit) taken off before counting RTTs.
     """
     context = ssl.create_default_context(cafile=str(ca))
     tls = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
@@ -158,21 +164,21 @@ def probe_round_trips(
         finally:
             with contextlib.suppress(OSError):
                 connection.close()
-    new_ms, reused_ms = statistics.median(new), statistics.median(reused)
-    expected = EXPECTED_NEW_RTTS[version]
-    new_rtts = new_ms / rtt_ms if rtt_ms else None
-    reused_rtts = reused_ms / rtt_ms if rtt_ms else None
-    return {
+    probe: dict[str, Any] = {
         "rtt_ms": rtt_ms,
         "tls": version,
-        "new_connection_ms": new_ms,
-        "reused_connection_ms": reused_ms,
-        "new_connection_rtts": new_rtts,
-        "reused_connection_rtts": reused_rtts,
-        "expected_new_rtts": expected,
-        # Whole round trips; the fraction above them is local work (TLS, nginx, LiveKit).
-        "faithful": new_rtts is not None
-        and reused_rtts is not None
-        and round(new_rtts) == expected
-        and round(reused_rtts) == 1,
+        "new_connection_ms": statistics.median(new),
+        "reused_connection_ms": statistics.median(reused),
+        "expected_new_rtts": EXPECTED_NEW_RTTS[version],
     }
+    if rtt_ms:
+        base_new = local["new_connection_ms"] if local else 0.0
+        base_reused = local["reused_connection_ms"] if local else 0.0
+        probe["new_connection_rtts"] = (probe["new_connection_ms"] - base_new) / rtt_ms
+        probe["reused_connection_rtts"] = (probe["reused_connection_ms"] - base_reused) / rtt_ms
+        probe["local_work_subtracted"] = local is not None
+        probe["faithful"] = (
+            round(probe["new_connection_rtts"]) == probe["expected_new_rtts"]
+            and round(probe["reused_connection_rtts"]) == 1
+        )
+    return probe

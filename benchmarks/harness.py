@@ -85,6 +85,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tls", nargs="+", choices=("1.3", "1.2"), help="remote: TLS versions (1.3 1.2)"
     )
+    parser.add_argument(
+        "--probe-only",
+        action="store_true",
+        help="remote: only count the round trips of a new and a reused connection (no load)",
+    )
     parser.add_argument("--out", type=Path, help="output directory (results/<profile>)")
     parser.add_argument(
         "--check", action="store_true", help="exit with status 1 when a target is missed"

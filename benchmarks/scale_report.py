@@ -155,6 +155,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     hooks.set(title="Webhooks per second (one worker)", xlabel="distinct events", ylabel="events/s")
     hooks.set_xscale("log")
     for axis in axes:
+        axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.tight_layout()
