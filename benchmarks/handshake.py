@@ -75,6 +75,8 @@ class HandshakeDelay:
                 self._relays.add(task)  # the loop keeps only weak references to tasks
                 try:
                     await self._relay(reader, writer, upstream)
+                except asyncio.CancelledError:
+                    pass  # closing down: asyncio would report a cancelled handler as an error
                 finally:
                     self._relays.discard(task)
 
