@@ -285,7 +285,13 @@ def evaluate_remote_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "no round below 0.8x the median",
             f"{ratio:.2f}x (per round: {', '.join(f'{r:.2f}' for r in per_round)})",
             ratio >= wanted and steady,
-            round_trip_reason(ours["summary"], naive["summary"], probes.get((20, version)), 20),
+            round_trip_reason(
+                ours["summary"],
+                naive["summary"],
+                probes.get((20, version)),
+                20,
+                results["settings"].get("concurrency", 8),
+            ),
         )
     load = f"load average {results['meta']['loadavg_before']} before the run"
     for rtt in (20, 50):
@@ -345,10 +351,23 @@ def evaluate_remote_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def round_trip_reason(
-    ours: dict[str, Any], naive: dict[str, Any], probe: dict[str, Any] | None, rtt: int
+    ours: dict[str, Any],
+    naive: dict[str, Any],
+    probe: dict[str, Any] | None,
+    rtt: int,
+    concurrency: int,
 ) -> str:
-    """What bounds the ratio: round trips per request of each variant, and the probe's count."""
+    """What bounds the ratio: round trips per request of each variant, the probe's count, and
+    how close ours-eager came to the rate its threads allow at one RTT + LiveKit each."""
     parts = []
+    service = ours.get("livekit_service_p50_ms")
+    if service is not None:
+        limit = 1000 * concurrency / (rtt + service)
+        parts.append(
+            f"ours-eager {ours['rps']:.0f} req/s = {ours['rps'] / limit:.2f}x of the "
+            f"{limit:.0f} req/s its {concurrency} threads allow at one RTT + LiveKit each "
+            f"(app CPU {ours['app_cpu_ms_per_request']:.2f} ms per request)"
+        )
     if "steady_p50_ms" in ours and "steady_p50_ms" in naive:
         parts.append(
             f"steady-rate p50: naive-eager {naive['steady_p50_ms']:.1f} ms = "
