@@ -81,6 +81,9 @@ _FIELD_KEYS: Mapping[type, tuple[tuple[str, str], ...]] = MappingProxyType(
 )
 
 
+_SCALARS = (str, bool, int, float)
+
+
 def _as_claims(grants: Any) -> dict[str, Any]:
     """``Claims.asdict``'s output: None and empty strings left out, keys camel-cased."""
     return {
@@ -91,9 +94,11 @@ def _as_claims(grants: Any) -> dict[str, Any]:
 
 
 def _claim_value(value: Any) -> Any:
+    if isinstance(value, _SCALARS):
+        return value
     if isinstance(value, Message):
         return MessageToDict(value)
-    if dataclasses.is_dataclass(value):
+    if type(value) in _FIELD_KEYS:
         return _as_claims(value)
     if isinstance(value, dict):
         return {key: _claim_value(item) for key, item in value.items()}
