@@ -154,6 +154,8 @@ class Bench:
 
     def room_curves(self, livekit_pid: int | None) -> list[dict[str, Any]]:
         """At each size: the token path, the listings and one room's status."""
+        from livekit import api
+
         from flask_livekit_onboarding.sessions import list_sessions
 
         from .scale_app import create_app
@@ -181,6 +183,13 @@ class Bench:
                 with app.app_context():
                     point["list_sessions"] = timed(lambda: list_sessions(state), repeat=5)
                     listed = len(list_sessions(state))
+                # LiveKit's part of it: one ListRooms returning every live room.
+                point["list_rooms_call"] = timed(
+                    lambda: state.livekit.call(
+                        lambda lk: lk.room.list_rooms(api.ListRoomsRequest())
+                    ),
+                    repeat=5,
+                )
                 point["listed"] = listed
                 point["cli_rooms"] = timed(
                     lambda: _expect_cli(runner.invoke(args=["livekit", "rooms", "--json"])),

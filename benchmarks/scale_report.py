@@ -50,6 +50,7 @@ def render(results: dict[str, Any]) -> str:
                 *(f"{eager[k]:.0f}" if k == "rps" else f"{eager[k]:.1f}" for k in _KEYS),
                 *(f"{on_join[k]:.0f}" if k == "rps" else f"{on_join[k]:.1f}" for k in _KEYS),
                 f"{point['list_sessions']['p50_ms']:.1f}",
+                _p50(point.get("list_rooms_call")),
                 f"{point['cli_rooms']['p50_ms']:.1f}",
                 f"{point['room_status']['p50_ms']:.1f} / {point['room_status']['p99_ms']:.1f}",
                 f"{point['livekit_rss_mib'] or 0:.0f}",
@@ -65,6 +66,7 @@ def render(results: dict[str, Any]) -> str:
             "on_join p50",
             "on_join p99",
             "list_sessions",
+            "of which ListRooms",
             "CLI rooms",
             "GET room p50 / p99",
             "livekit-server RSS MiB",
@@ -118,6 +120,10 @@ def render(results: dict[str, Any]) -> str:
 _KEYS = ("rps", "p50_ms", "p99_ms")
 
 
+def _p50(run: dict[str, Any] | None) -> str:
+    return "-" if run is None else f"{run['p50_ms']:.1f}"
+
+
 def _outcomes(run: dict[str, Any]) -> str:
     return ", ".join(f"{name}: {count}" for name, count in sorted(run["outcomes"].items()))
 
@@ -144,10 +150,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
     token.set(title="POST /token (resume)", xlabel="live rooms", ylabel="ms")
     for key, label in (
         ("list_sessions", "list_sessions"),
+        ("list_rooms_call", "of which LiveKit's ListRooms"),
         ("cli_rooms", "flask livekit rooms"),
         ("room_status", "GET /rooms/<name>"),
     ):
-        listing.plot(sizes, [p[key]["p50_ms"] for p in points], "o-", label=label)
+        if all(key in p for p in points):
+            listing.plot(sizes, [p[key]["p50_ms"] for p in points], "o-", label=label)
     listing.set(title="Listing and status (p50)", xlabel="live rooms", ylabel="ms")
     for ledger, style in (("memory", "o-"), ("redis", "s-")):
         runs = [run for run in results.get("webhooks", []) if run["ledger"] == ledger]
