@@ -123,6 +123,23 @@ def main(argv: list[str] | None = None) -> int:
         measure(
             "  of which Claims.asdict (dataclasses.asdict + MessageToDict)", built.claims.asdict
         )
+        from flask_livekit_onboarding.tokens import mint_participant_token
+
+        config = create_app("ours-on_join").extensions["livekit_onboarding"].config
+        room_config = participant_token().claims.room_config
+        measure(
+            "this package's mint_participant_token, the same claims from livekit-api's types",
+            lambda: mint_participant_token(
+                config,
+                room_name="r",
+                identity=IDENTITY,
+                name="Ada Bench",
+                metadata='{"plan":"pro"}',
+                attributes={"role": "customer"},
+                room_config=room_config,
+                ttl=900,
+            ),
+        )
         measure(
             "livekit-api AccessToken.to_jwt without room_config",
             lambda: participant_token(room_config=False).to_jwt(),

@@ -140,11 +140,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"({soak['rss_growth_pct']:+.1f} %), peak {soak['rss_peak_bytes'] / MIB:.1f} MiB; "
             f"{len(soak['log_warnings'])} warning lines in the logs.",
         ]
-    lines += ["", "| target | measured | met |", "|---|---|:-:|"]
-    for target in results["targets"]:
-        lines.append(
-            f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else 'NO'} |"
-        )
+    lines += target_table(results["targets"])
     lines += [
         "",
         "Tokens signed (claim names of the first answer of each variant; values omitted):",
@@ -290,11 +286,11 @@ def render_remote(results: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| RTT ms | TLS | ours-eager / naive-eager req/s | per round | with one more RTT per "
-        "naive request (TCP handshake; projection) |",
-        "|---:|---|---:|---|---:|",
+        "| RTT ms | TLS | ours-eager / naive-eager req/s | per round | new connection + "
+        "request, RTT (probe) | request on a reused connection, RTT (probe) |",
+        "|---:|---|---:|---|---:|---:|",
     ]
-    concurrency = settings.get("concurrency", 8)
+    probes = {(probe["rtt_ms"], probe["tls"]): probe for probe in results.get("probes", [])}
     for cell in results["cells"]:
         variants = cell["variants"]
         if {"ours-eager", "naive-eager"} <= variants.keys():
@@ -302,14 +298,14 @@ def render_remote(results: dict[str, Any]) -> str:
             per_round = [
                 a["rps"] / b["rps"] for a, b in zip(ours["rounds"], naive["rounds"], strict=True)
             ]
-            # Each of `concurrency` threads spends concurrency / rps per naive request; a real
-            # network adds one RTT (SYN, SYN-ACK) to it that Toxiproxy does not.
-            per_request = concurrency / naive["summary"]["rps"] + cell["rtt_ms"] / 1000
-            projected = ours["summary"]["rps"] * per_request / concurrency
+            probe = probes.get((cell["rtt_ms"], cell["tls"]), {})
             lines.append(
                 f"| {cell['rtt_ms']} | {cell['tls']} | "
                 f"{ours['summary']['rps'] / naive['summary']['rps']:.2f}x | "
-                f"{', '.join(f'{r:.2f}' for r in per_round)} | {projected:.2f}x |"
+                f"{', '.join(f'{r:.2f}' for r in per_round)} | "
+                f"{_fmt(probe.get('new_connection_rtts'), '.2f')} (expected "
+                f"{probe.get('expected_new_rtts', '-')}) | "
+                f"{_fmt(probe.get('reused_connection_rtts'), '.2f')} |"
             )
     slopes = rtt_slopes(results)
     if slopes:
@@ -322,12 +318,29 @@ def render_remote(results: dict[str, Any]) -> str:
             "|---|---|---:|",
         ]
         lines += [f"| {name} | {tls} | {slope:.2f} |" for (name, tls), slope in slopes.items()]
-    lines += ["", "| target | measured | met |", "|---|---|:-:|"]
-    for target in results["targets"]:
+    return "\n".join(lines + target_table(results["targets"])) + "\n"
+
+
+def target_table(targets: list[dict[str, Any]]) -> list[str]:
+    """The targets as Markdown rows: each one met or missed, with what was measured and why."""
+    lines = ["", "| target | measured | met | reason (measured) |", "|---|---|:-:|---|"]
+    for target in targets:
         lines.append(
-            f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else 'NO'} |"
+            f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else 'NO'} "
+            f"| {target.get('reason', '')} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def print_targets(targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Print each target as met or MISSED with its measurement and reason; the missed ones."""
+    print("\ntargets:")
+    for target in targets:
+        verdict = "met   " if target["met"] else "MISSED"
+        print(f"  {verdict} {target['target']}: {target['measured']}")
+        if target.get("reason"):
+            print(f"         reason: {target['reason']}")
+    return [target for target in targets if not target["met"]]
 
 
 def rtt_slopes(results: dict[str, Any]) -> dict[tuple[str, str], float]:

@@ -86,14 +86,24 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 class GunicornServer:
-    """A gunicorn master serving ``benchmarks.apps:create_app(variant)`` on a loopback port."""
+    """A gunicorn master serving ``benchmarks.apps:create_app(variant)`` on a loopback port.
+
+    ``app`` serves another app factory instead (gunicorn's ``module:factory(...)`` syntax),
+    with ``variant`` as its label.
+    """
 
     def __init__(
-        self, variant: str, env: dict[str, str], log_path: Path, settings: ServerSettings
+        self,
+        variant: str,
+        env: dict[str, str],
+        log_path: Path,
+        settings: ServerSettings,
+        app: str | None = None,
     ) -> None:
-        if variant not in VARIANTS:
+        if app is None and variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}")
         self.variant = variant
+        self.app = app or f"benchmarks.apps:create_app({variant!r})"
         self.settings = settings
         self.log_path = log_path
         self.port = free_port()
@@ -121,7 +131,7 @@ class GunicornServer:
             "--bind",
             f"127.0.0.1:{self.port}",
             *_no_control_socket(),
-            f"benchmarks.apps:create_app({self.variant!r})",
+            self.app,
         ]
 
     def __enter__(self) -> GunicornServer:
