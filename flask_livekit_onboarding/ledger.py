@@ -38,7 +38,8 @@ class SessionLedger(ABC):
 
     @abstractmethod
     def add_participant(self, session_id: str, identity: str, kind: str) -> None:
-        """Remember that ``identity`` (``kind``: ``user``, ``staff`` or ``agent``) took part."""
+        """Remember that ``identity`` took part, admitted as ``kind`` (its role: ``owner``,
+        ``staff``, ``participant``, ``viewer`` or ``agent``)."""
 
     @abstractmethod
     def participants(self, session_id: str) -> dict[str, str]:

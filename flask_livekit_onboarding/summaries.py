@@ -23,6 +23,7 @@ from . import signals
 from .dedupe import Claim
 from .envelope import OnboardingRoom
 from .errors import DedupeUnavailable, WebhookNotDelivered
+from .roles import role_of
 from .signals import send_contained
 from .state import OnboardingState
 from .webhooks import Delivery
@@ -49,10 +50,15 @@ class SessionSummary:
     ended_at: int
     #: How the session ended: ``"room_finished"`` (LiveKit closed the room) or ``"ended"``.
     ended_by: str
-    #: The identities that took part, by role: the owner, staff the host let in, agents.
+    #: The identities that took part, by role: the owner, staff the host let in, agents,
+    #: and people invited into the session (participants and viewers).
     users: list[str] = field(default_factory=list)
     staff: list[str] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)
+    invited: list[str] = field(default_factory=list)
+    #: Each identity that took part and the role it was admitted with (``owner``, ``staff``,
+    #: ``participant``, ``viewer``, ``agent``).
+    roles: dict[str, str] = field(default_factory=dict)
     #: The steps reported, in the order they were first reported: ``{"step", "state", "at"}``.
     steps: list[dict[str, Any]] = field(default_factory=list)
     #: The reported outcome, or ``"abandoned"`` when none was reported.
@@ -78,6 +84,8 @@ class SessionSummary:
             "users": list(self.users),
             "staff": list(self.staff),
             "agents": list(self.agents),
+            "invited": list(self.invited),
+            "roles": dict(self.roles),
             "steps": [dict(step) for step in self.steps],
             "outcome": self.outcome,
             "outcome_summary": self.outcome_summary,
@@ -85,11 +93,13 @@ class SessionSummary:
         }
 
 
-def participant_role(room: OnboardingRoom, identity: str, kind: int) -> str:
-    """``agent``, ``user`` (the owner) or ``staff`` (anyone else the host let in)."""
-    if kind == api.ParticipantInfo.Kind.AGENT:
-        return "agent"
-    return "user" if identity == room.owner else "staff"
+def participant_role(room: OnboardingRoom, participant: api.ParticipantInfo) -> str:
+    """The role ``participant`` was admitted with (its server-set attribute); for one the
+    extension did not admit: ``agent`` by its kind, ``owner`` or else ``staff``."""
+    role = role_of(participant)
+    if role is not None:
+        return role
+    return "owner" if participant.identity == room.owner else "staff"
 
 
 def note_participants(
@@ -99,7 +109,7 @@ def note_participants(
     kinds = (api.ParticipantInfo.Kind.STANDARD, api.ParticipantInfo.Kind.AGENT)
     for participant in participants:
         if participant.kind in kinds and room.session_id:
-            role = participant_role(room, participant.identity, participant.kind)
+            role = participant_role(room, participant)
             state.ledger.add_participant(room.session_id, participant.identity, role)
 
 
@@ -206,9 +216,11 @@ def build_summary(
         started_at=room.created_at,
         ended_at=ended_at,
         ended_by=ended_by,
-        users=sorted(i for i, role in people.items() if role == "user"),
+        users=sorted(i for i, role in people.items() if role in ("owner", "user")),
         staff=sorted(i for i, role in people.items() if role == "staff"),
         agents=sorted(i for i, role in people.items() if role == "agent"),
+        invited=sorted(i for i, role in people.items() if role in ("participant", "viewer")),
+        roles={i: "owner" if role == "user" else role for i, role in sorted(people.items())},
         steps=steps,
         outcome=str(outcome.get("outcome") or NO_OUTCOME),
         outcome_summary=outcome.get("summary"),

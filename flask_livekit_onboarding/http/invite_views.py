@@ -14,11 +14,13 @@ from ..errors import UnsupportedMediaType, ValidationFailed
 from ..identity import current_identity
 from ..state import get_state
 from .bodies import read_json_object
+from .tracing import room_span
 
 #: Fields of the body of ``POST .../invites``.
 INVITE_FIELDS = frozenset({"role", "ttl", "max_uses", "label", "guests"})
 
 
+@room_span("onboarding.invite.create")
 def create_invite(room_name: str) -> tuple[Response, int]:
     """``POST .../rooms/<room_name>/invites``: invite somebody into the live session.
 
@@ -51,6 +53,7 @@ def create_invite(room_name: str) -> tuple[Response, int]:
     return jsonify(created.response_body()), 201
 
 
+@room_span("onboarding.invite.list")
 def list_invites(room_name: str) -> Response:
     """``GET .../rooms/<room_name>/invites``: the session's invites that can still admit
     somebody, oldest first, as ``{"invites": [...]}``; never their codes."""
@@ -59,6 +62,7 @@ def list_invites(room_name: str) -> Response:
     return jsonify(invites=[invites.invite_body(invite) for invite in found])
 
 
+@room_span("onboarding.invite.revoke")
 def revoke_invite(room_name: str, invite_id: str) -> Response:
     """``DELETE .../rooms/<room_name>/invites/<invite_id>``: revoke it at once (204).
 

@@ -18,6 +18,7 @@ from ..report_auth import ReportCredentialError, verify_report
 from ..reports import Report, announce_report, parse_report, record_report
 from ..state import OnboardingState, get_state
 from .bodies import read_body
+from .tracing import room_span
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 DEDUPE_PREFIX = "report:"
 
 
+@room_span("onboarding.report")
 def receive_report(room_name: str) -> tuple[Response, int]:
     """Verify, record and announce one report; its id makes a retry harmless.
 

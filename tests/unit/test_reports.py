@@ -349,6 +349,26 @@ def test_ending_a_session_sends_one_summary(app: Flask, fake: FakeLiveKit) -> No
     assert summary.to_dict()["duration"] >= 0
 
 
+def test_the_summary_names_the_role_each_participant_was_admitted_with(
+    app: Flask, fake: FakeLiveKit
+) -> None:
+    fake.room.participants[ROOM].append(
+        api.ParticipantInfo(
+            identity="grace",
+            name="Grace",
+            kind=STANDARD,
+            attributes={"onboarding.role": "viewer"},
+        )
+    )
+    with signals.session_summarized.connected_to(summaries := _Recorder(), app):
+        assert app.test_client().delete(f"/livekit/rooms/{ROOM}").status_code == 204
+
+    summary = summaries.calls[0]["summary"]
+    assert summary.users == ["user-1"] and summary.invited == ["grace"]
+    assert summary.roles == {"agent-7": "agent", "grace": "viewer", "user-1": "owner"}
+    assert summary.to_dict()["roles"]["grace"] == "viewer"
+
+
 def test_the_room_finished_webhook_summarizes_a_session_with_its_outcome(
     app: Flask, fake: FakeLiveKit
 ) -> None:

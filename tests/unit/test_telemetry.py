@@ -192,3 +192,19 @@ def test_a_webhook_livekit_must_send_again_counts_as_retry(otel: Recorded) -> No
         )
         == 1
     )
+
+
+def test_reports_and_invites_have_spans_without_codes(otel: Recorded) -> None:
+    app = traced_app(otel.telemetry)
+    client = app.test_client()
+    room = client.post("/livekit/token", json={}).get_json()["room_name"]
+    created = client.post(f"/livekit/rooms/{room}/invites", json={"role": "viewer"})
+    assert created.status_code == 201
+    client.get(f"/livekit/rooms/{room}/invites")
+    refused = client.post(f"/livekit/rooms/{room}/reports", json={})
+    assert refused.status_code == 401
+    for name in ("onboarding.invite.create", "onboarding.invite.list", "onboarding.report"):
+        assert (otel.span(name).attributes or {})["livekit.onboarding.room"] == room
+    assert (otel.span("onboarding.report").attributes or {})["error.type"] == "Unauthorized"
+    code = created.get_json()["code"]
+    assert not [v for v in otel.attribute_values() if code in v]
