@@ -96,8 +96,8 @@ def test_the_otlp_setup_reaches_a_collector() -> None:
     assert span.service == "onboarding-web"
 
 
+@pytest.mark.prometheus
 def test_the_prometheus_setup_serves_the_metrics() -> None:
-    pytest.importorskip("opentelemetry.exporter.prometheus")
     port = free_port()
     scrape = textwrap.dedent(
         f"""
