@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from google.protobuf.json_format import ParseDict, ParseError
 from livekit import api
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import ValidationError as PydanticError
+from pydantic_core import PydanticCustomError
 
 from .errors import ValidationFailed
 from .limits import (
@@ -20,19 +23,10 @@ from .limits import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 #: Fields of ``room_config`` a client may set; everything else is the deployment's choice.
 CLIENT_ROOM_CONFIG_FIELDS = frozenset({"agents"})
-TOKEN_REQUEST_FIELDS = frozenset(
-    {
-        "room_name",
-        "participant_identity",
-        "participant_name",
-        "participant_metadata",
-        "participant_attributes",
-        "room_config",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -57,33 +51,93 @@ class TokenRequest:
     agents: tuple[AgentRequest, ...] = field(default_factory=tuple)
 
 
+def _checked(check: Callable[[Any, str], T], key: str) -> BeforeValidator:
+    """A pydantic validator running ``check``; its 422 message and field travel in the error."""
+
+    def validate(value: Any) -> T | None:
+        if value is None:
+            return None
+        try:
+            return check(value, key)
+        except ValidationFailed as error:
+            raise PydanticCustomError(
+                "livekit_limit", "{message}", {"message": error.description, "field": error.field}
+            ) from None
+
+    return BeforeValidator(validate)
+
+
+def _room_config(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationFailed("room_config must be an object.", field="room_config")
+    # protobuf's parser fails with a SystemError, not a ParseError, on a key it cannot encode.
+    check_json(value, "room_config", MAX_BODY_DEPTH)
+    return value
+
+
+class TokenRequestBody(BaseModel):
+    """The JSON body of LiveKit's standardized token request, as clients send it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    room_name: Annotated[str | None, _checked(check_name, "room_name")] = None
+    participant_identity: Annotated[str | None, _checked(check_name, "participant_identity")] = None
+    participant_name: Annotated[str | None, _checked(check_name, "participant_name")] = None
+    participant_metadata: Annotated[
+        str | None, _checked(check_metadata, "participant_metadata")
+    ] = None
+    participant_attributes: Annotated[
+        dict[str, str] | None, _checked(check_attributes, "participant_attributes")
+    ] = None
+    #: Of LiveKit's ``RoomConfiguration``, a client may only ask for ``agents``.
+    room_config: Annotated[dict[str, Any] | None, _checked(_room_config, "room_config")] = None
+
+
+def validated(model: type[M], body: Mapping[str, Any]) -> M:
+    """``body`` as ``model``, or a 422 naming the field as the error bodies always have."""
+    try:
+        return model.model_validate(body)
+    except PydanticError as failure:
+        raise _first_problem(failure) from None
+
+
+def _first_problem(failure: PydanticError) -> ValidationFailed:
+    errors = failure.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+    error = errors[0]
+    context = error.get("ctx") or {}
+    if "message" in context:
+        return ValidationFailed(context["message"], field=context.get("field"))
+    where = _location(error["loc"])
+    return ValidationFailed(f"{where} is invalid: {error['msg']}.", field=where)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the error bodies name fields: ``a.b[0].c``."""
+    text = ""
+    for part in loc:
+        text = f"{text}[{part}]" if isinstance(part, int) else f"{text}.{part}".lstrip(".")
+    return text
+
+
 def parse_token_request(body: Mapping[str, Any]) -> TokenRequest:
     """Validate a token request body against LiveKit's limits; 422 names the bad field."""
-    unknown = sorted(set(body) - TOKEN_REQUEST_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+    parsed = validated(TokenRequestBody, body)
     return TokenRequest(
-        room_name=_optional(body, "room_name", check_name),
-        participant_identity=_optional(body, "participant_identity", check_name),
-        participant_name=_optional(body, "participant_name", check_name),
-        participant_metadata=_optional(body, "participant_metadata", check_metadata),
-        participant_attributes=_optional(body, "participant_attributes", check_attributes),
-        agents=_agents(body.get("room_config")),
+        room_name=parsed.room_name,
+        participant_identity=parsed.participant_identity,
+        participant_name=parsed.participant_name,
+        participant_metadata=parsed.participant_metadata,
+        participant_attributes=parsed.participant_attributes,
+        agents=_agents(parsed.room_config),
     )
-
-
-def _optional(body: Mapping[str, Any], key: str, check: Callable[[Any, str], T]) -> T | None:
-    value = body.get(key)
-    return None if value is None else check(value, key)
 
 
 def _agents(room_config: Any) -> tuple[AgentRequest, ...]:
     if room_config is None:
         return ()
-    if not isinstance(room_config, dict):
-        raise ValidationFailed("room_config must be an object.", field="room_config")
-    # protobuf's parser fails with a SystemError, not a ParseError, on a key it cannot encode.
-    check_json(room_config, "room_config", MAX_BODY_DEPTH)
     try:
         parsed = ParseDict(room_config, api.RoomConfiguration())
     except ParseError as error:
