@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from google.protobuf.json_format import ParseDict, ParseError
 from livekit import api
-from pydantic import BaseModel, BeforeValidator, ConfigDict
-from pydantic import ValidationError as PydanticError
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
+from .config import MAX_METADATA_BYTES, MAX_NAME_LENGTH
 from .errors import ValidationFailed
 from .limits import (
     MAX_BODY_DEPTH,
@@ -21,9 +20,7 @@ from .limits import (
     check_name,
     check_size,
 )
-
-T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
+from .validation import checked, validated
 
 #: Fields of ``room_config`` a client may set; everything else is the deployment's choice.
 CLIENT_ROOM_CONFIG_FIELDS = frozenset({"agents"})
@@ -51,20 +48,43 @@ class TokenRequest:
     agents: tuple[AgentRequest, ...] = field(default_factory=tuple)
 
 
-def _checked(check: Callable[[Any, str], T], key: str) -> BeforeValidator:
-    """A pydantic validator running ``check``; its 422 message and field travel in the error."""
+#: LiveKit's limits on a name, as the OpenAPI document states them.
+NAME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_LENGTH,
+    "pattern": "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+    "description": (
+        "At most 256 bytes of UTF-8 (as LiveKit counts), not blank, no control characters."
+    ),
+}
+#: What a client may ask of LiveKit's ``RoomConfiguration`` (protobuf reads the rest).
+ROOM_CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "Only agents[].agent_name, agents[].metadata and agents[].deployment may be requested."
+    ),
+    "properties": {
+        "agents": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "agent_name": {"type": "string", "minLength": 1},
+                    "metadata": {"type": "string"},
+                    "deployment": {"type": "string"},
+                },
+                "required": ["agent_name"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "additionalProperties": False,
+}
 
-    def validate(value: Any) -> T | None:
-        if value is None:
-            return None
-        try:
-            return check(value, key)
-        except ValidationFailed as error:
-            raise PydanticCustomError(
-                "livekit_limit", "{message}", {"message": error.description, "field": error.field}
-            ) from None
 
-    return BeforeValidator(validate)
+#: A name LiveKit accepts (identity, display name, room name); None: not sent.
+LiveKitName = Annotated[str | None, checked(check_name), WithJsonSchema(NAME_SCHEMA)]
 
 
 def _room_config(value: Any, key: str) -> dict[str, Any]:
@@ -80,46 +100,24 @@ class TokenRequestBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    room_name: Annotated[str | None, _checked(check_name, "room_name")] = None
-    participant_identity: Annotated[str | None, _checked(check_name, "participant_identity")] = None
-    participant_name: Annotated[str | None, _checked(check_name, "participant_name")] = None
+    room_name: LiveKitName = None
+    participant_identity: LiveKitName = None
+    participant_name: LiveKitName = None
     participant_metadata: Annotated[
-        str | None, _checked(check_metadata, "participant_metadata")
+        str | None,
+        checked(check_metadata),
+        WithJsonSchema({"type": "string", "maxLength": MAX_METADATA_BYTES}),
     ] = None
     participant_attributes: Annotated[
-        dict[str, str] | None, _checked(check_attributes, "participant_attributes")
+        dict[str, str] | None,
+        checked(check_attributes),
+        WithJsonSchema({"type": "object", "additionalProperties": {"type": "string"}}),
     ] = None
-    #: Of LiveKit's ``RoomConfiguration``, a client may only ask for ``agents``.
-    room_config: Annotated[dict[str, Any] | None, _checked(_room_config, "room_config")] = None
-
-
-def validated(model: type[M], body: Mapping[str, Any]) -> M:
-    """``body`` as ``model``, or a 422 naming the field as the error bodies always have."""
-    try:
-        return model.model_validate(body)
-    except PydanticError as failure:
-        raise _first_problem(failure) from None
-
-
-def _first_problem(failure: PydanticError) -> ValidationFailed:
-    errors = failure.errors()
-    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
-    if unknown:
-        return ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
-    error = errors[0]
-    context = error.get("ctx") or {}
-    if "message" in context:
-        return ValidationFailed(context["message"], field=context.get("field"))
-    where = _location(error["loc"])
-    return ValidationFailed(f"{where} is invalid: {error['msg']}.", field=where)
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as the error bodies name fields: ``a.b[0].c``."""
-    text = ""
-    for part in loc:
-        text = f"{text}[{part}]" if isinstance(part, int) else f"{text}.{part}".lstrip(".")
-    return text
+    room_config: Annotated[
+        dict[str, Any] | None,
+        checked(_room_config),
+        WithJsonSchema(ROOM_CONFIG_SCHEMA),
+    ] = None
 
 
 def parse_token_request(body: Mapping[str, Any]) -> TokenRequest:
