@@ -44,19 +44,24 @@ def problem(message: str, field: str | None) -> PydanticCustomError:
     return PydanticCustomError("livekit_limit", "{message}", {"message": message, "field": field})
 
 
-def validated(model: type[M], body: Mapping[str, Any]) -> M:
-    """``body`` as ``model``, or a 422 naming the field as the error bodies always have."""
+def validated(
+    model: type[M], body: Mapping[str, Any], *, unknown: str = "Unknown field {!r}."
+) -> M:
+    """``body`` as ``model``, or a 422 naming the field as the error bodies always have.
+
+    ``unknown`` words the refusal of a field the model does not know (named first).
+    """
     try:
         return model.model_validate(body)
     except PydanticError as failure:
-        raise _first_problem(failure) from None
+        raise _first_problem(failure, unknown) from None
 
 
-def _first_problem(failure: PydanticError) -> ValidationFailed:
+def _first_problem(failure: PydanticError, unknown_field: str) -> ValidationFailed:
     errors = failure.errors()
     unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
     if unknown:
-        return ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+        return ValidationFailed(unknown_field.format(unknown[0]), field=unknown[0])
     error = errors[0]
     context = error.get("ctx") or {}
     if "message" in context:
