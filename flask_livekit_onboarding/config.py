@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -109,46 +109,6 @@ MAX_INVITES = 20
 INVITE_URL: str | None = None
 
 _PREFIX = "LIVEKIT_ONBOARDING_"
-DEFAULTS: dict[str, Any] = {
-    "LIVEKIT_PUBLIC_URL": None,
-    _PREFIX + "URL_PREFIX": URL_PREFIX,
-    _PREFIX + "ROOM_CREATION": ROOM_CREATION,
-    _PREFIX + "ROOM_PREFIX": ROOM_PREFIX,
-    _PREFIX + "TOKEN_TTL": TOKEN_TTL,
-    _PREFIX + "SESSION_POLICY": SESSION_POLICY,
-    _PREFIX + "SIGNING_KEY": SIGNING_KEY,
-    _PREFIX + "PREVIOUS_SIGNING_KEYS": PREVIOUS_SIGNING_KEYS,
-    _PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL": PREVIOUS_SIGNING_KEYS_UNTIL,
-    _PREFIX + "REQUEST_TIMEOUT": REQUEST_TIMEOUT,
-    _PREFIX + "EMPTY_TIMEOUT": EMPTY_TIMEOUT,
-    _PREFIX + "DEPARTURE_TIMEOUT": DEPARTURE_TIMEOUT,
-    _PREFIX + "MAX_PARTICIPANTS": MAX_PARTICIPANTS,
-    _PREFIX + "AGENT_NAME": AGENT_NAME,
-    _PREFIX + "ALLOWED_AGENTS": ALLOWED_AGENTS,
-    _PREFIX + "ALLOWED_AGENT_DEPLOYMENTS": ALLOWED_AGENT_DEPLOYMENTS,
-    _PREFIX + "ALLOW_CLIENT_IDENTITY": ALLOW_CLIENT_IDENTITY,
-    _PREFIX + "ALLOW_CLIENT_AGENT_METADATA": ALLOW_CLIENT_AGENT_METADATA,
-    _PREFIX + "ALLOW_ANONYMOUS": ALLOW_ANONYMOUS,
-    _PREFIX + "GUEST_TTL": GUEST_TTL,
-    _PREFIX + "MAX_BODY_BYTES": MAX_BODY_BYTES,
-    _PREFIX + "MAX_CONTEXT_DEPTH": MAX_CONTEXT_DEPTH,
-    _PREFIX + "MAX_TOKEN_BYTES": MAX_TOKEN_BYTES,
-    _PREFIX + "MAX_CLIENT_BYTES": MAX_CLIENT_BYTES,
-    _PREFIX + "OPENAPI": OPENAPI,
-    _PREFIX + "WEBHOOK_MAX_AGE": WEBHOOK_MAX_AGE,
-    _PREFIX + "WEBHOOK_DEDUPE_WINDOW": WEBHOOK_DEDUPE_WINDOW,
-    _PREFIX + "CORS_ORIGINS": CORS_ORIGINS,
-    _PREFIX + "CORS_CREDENTIALS": CORS_CREDENTIALS,
-    _PREFIX + "REDIS_URL": REDIS_URL,
-    _PREFIX + "NAMESPACE": NAMESPACE,
-    _PREFIX + "WEBHOOK_DELIVERY": WEBHOOK_DELIVERY,
-    _PREFIX + "WEBHOOK_CLAIM_TTL": WEBHOOK_CLAIM_TTL,
-    _PREFIX + "HEALTH_ROUTE": HEALTH_ROUTE,
-    _PREFIX + "INVITE_TTL": INVITE_TTL,
-    _PREFIX + "INVITE_MAX_TTL": INVITE_MAX_TTL,
-    _PREFIX + "MAX_INVITES": MAX_INVITES,
-    _PREFIX + "INVITE_URL": INVITE_URL,
-}
 WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
 REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 ROOM_CREATION_MODES = ("eager", "on_join")
@@ -157,6 +117,35 @@ SESSION_POLICIES = ("resume", "new")
 #: them, checked before anything is signed.
 MAX_NAME_LENGTH = 256
 MAX_METADATA_BYTES = 64 * 1024
+
+#: Reads one value of ``app.config`` (the value, its key, the whole config) into its setting.
+Parse = Callable[[Any, str, Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its default, how it is read and checked, and what it means."""
+
+    key: str
+    default: Any
+    parse: Parse
+    #: The ``meaning`` column of the configuration table in the documentation.
+    meaning: str
+    #: The ``default`` column when the value alone would mislead.
+    shown: str | None = None
+
+    @property
+    def field(self) -> str:
+        """The :class:`OnboardingConfig` attribute holding the parsed value."""
+        return self.key.removeprefix(_PREFIX).removeprefix("LIVEKIT_").lower()
+
+    @property
+    def default_text(self) -> str:
+        """The default as the configuration table shows it."""
+        if self.shown is not None:
+            return self.shown
+        shown = self.default if isinstance(self.default, str) else repr(self.default)
+        return f"`{shown}`"
 
 
 class ConfigurationWarning(UserWarning):
@@ -239,88 +228,140 @@ class OnboardingConfig:
         return self.allowed_agents | default
 
 
-def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
-    """Validate the keys of ``app.config`` this extension reads; raise naming the bad key."""
-    for key in REQUIRED:
-        if not _text(config.get(key)):
+def _number(kind: type, minimum: float) -> Parse:
+    """A number of ``kind`` of at least ``minimum`` (a string from the environment counts)."""
+
+    def parse(value: Any, key: str, config: Mapping[str, Any]) -> Any:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{key} must be a number, got {value!r}") from None
+        if number < minimum:
+            raise ConfigurationError(f"{key} must be at least {minimum}, got {number!r}")
+        return number
+
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Parse:
+    def parse(value: Any, key: str, config: Mapping[str, Any]) -> str:
+        if value not in options:
+            raise ConfigurationError(f"{key} must be one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _flag(value: Any, key: str, config: Mapping[str, Any]) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def _optional_text(value: Any, key: str, config: Mapping[str, Any]) -> str | None:
+    return _text(value) or None
+
+
+def _names(value: Any, key: str = "", config: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """A list of names, or one comma-separated string of them (from the environment)."""
+    if isinstance(value, str):
+        value = [name.strip() for name in value.split(",") if name.strip()]
+    return frozenset(str(name) for name in value or ())
+
+
+def _public_url(value: Any, key: str, config: Mapping[str, Any]) -> str:
+    if _text(value):
+        return _livekit_url(key, value)
+    return _livekit_url("LIVEKIT_URL", config["LIVEKIT_URL"])
+
+
+def _url_prefix(value: Any, key: str, config: Mapping[str, Any]) -> str:
+    if not isinstance(value, str) or (value and not value.startswith("/")):
+        raise ConfigurationError(f"{key} must be a path starting with '/'")
+    return value.rstrip("/")
+
+
+def _room_prefix(value: Any, key: str, config: Mapping[str, Any]) -> str:
+    if not isinstance(value, str) or len(value.encode()) > 64:
+        raise ConfigurationError(f"{key} must be a string of at most 64 bytes")
+    return value
+
+
+def _signing_key(value: Any, key: str, config: Mapping[str, Any]) -> bytes:
+    configured = _text(value)
+    if configured and len(configured) < 32:
+        raise ConfigurationError(f"{key} must be at least 32 characters")
+    return _key_bytes(configured, str(config["LIVEKIT_API_SECRET"]))
+
+
+def _key_bytes(configured: str, api_secret: str) -> bytes:
+    if configured:
+        return configured.encode()
+    # A key of its own, so a room signature never doubles as anything signed with the secret.
+    return hmac.new(
+        api_secret.encode(), b"flask-livekit-onboarding room binding", "sha256"
+    ).digest()
+
+
+def _previous_keys(value: Any, key: str, config: Mapping[str, Any]) -> tuple[bytes, ...]:
+    keys = []
+    for name in sorted(_names(value)):
+        if name == "default":
+            keys.append(_key_bytes("", str(config["LIVEKIT_API_SECRET"])))
+        elif len(name) < 32:
             raise ConfigurationError(
-                f"{key} is not set: add it to app.config (or the environment loaded into it)"
+                f"{key}: each key must be at least 32 characters "
+                "(or 'default' for the key derived from the API secret)"
             )
-    url = _livekit_url("LIVEKIT_URL", config["LIVEKIT_URL"])
-    public = config.get("LIVEKIT_PUBLIC_URL")
-    mode = config[_PREFIX + "ROOM_CREATION"]
-    if mode not in ROOM_CREATION_MODES:
+        else:
+            keys.append(name.encode())
+    if keys and config.get(_PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL") in (None, ""):
         raise ConfigurationError(
-            f"{_PREFIX}ROOM_CREATION must be one of {', '.join(ROOM_CREATION_MODES)}, got {mode!r}"
+            f"{key} needs {_PREFIX}PREVIOUS_SIGNING_KEYS_UNTIL: the end of the rotation's overlap"
         )
-    policy = config[_PREFIX + "SESSION_POLICY"]
-    if policy not in SESSION_POLICIES:
-        raise ConfigurationError(
-            f"{_PREFIX}SESSION_POLICY must be one of {', '.join(SESSION_POLICIES)}, got {policy!r}"
-        )
-    signing_key = _text(config[_PREFIX + "SIGNING_KEY"])
-    if signing_key and len(signing_key) < 32:
-        raise ConfigurationError(f"{_PREFIX}SIGNING_KEY must be at least 32 characters")
-    prefix = config[_PREFIX + "URL_PREFIX"]
-    if not isinstance(prefix, str) or (prefix and not prefix.startswith("/")):
-        raise ConfigurationError(f"{_PREFIX}URL_PREFIX must be a path starting with '/'")
-    room_prefix = config[_PREFIX + "ROOM_PREFIX"]
-    if not isinstance(room_prefix, str) or len(room_prefix.encode()) > 64:
-        raise ConfigurationError(f"{_PREFIX}ROOM_PREFIX must be a string of at most 64 bytes")
-    if _number(config, "WEBHOOK_DEDUPE_WINDOW", int, minimum=1) < _number(
-        config, "WEBHOOK_MAX_AGE", int, minimum=1
-    ):
-        # A shorter window would forget an event id while a replay of it is still fresh.
-        raise ConfigurationError(
-            f"{_PREFIX}WEBHOOK_DEDUPE_WINDOW must be at least {_PREFIX}WEBHOOK_MAX_AGE"
-        )
-    agents = _names(config[_PREFIX + "ALLOWED_AGENTS"])
-    return OnboardingConfig(
-        url=url,
-        api_key=str(config["LIVEKIT_API_KEY"]),
-        api_secret=str(config["LIVEKIT_API_SECRET"]),
-        public_url=_livekit_url("LIVEKIT_PUBLIC_URL", public) if _text(public) else url,
-        url_prefix=prefix.rstrip("/"),
-        room_creation=mode,
-        room_prefix=room_prefix,
-        token_ttl=_number(config, "TOKEN_TTL", int, minimum=1),
-        session_policy=policy,
-        signing_key=_signing_key(signing_key, str(config["LIVEKIT_API_SECRET"])),
-        request_timeout=_number(config, "REQUEST_TIMEOUT", float, minimum=0.001),
-        empty_timeout=_number(config, "EMPTY_TIMEOUT", int, minimum=0),
-        departure_timeout=_number(config, "DEPARTURE_TIMEOUT", int, minimum=0),
-        max_participants=_number(config, "MAX_PARTICIPANTS", int, minimum=0),
-        agent_name=_text(config[_PREFIX + "AGENT_NAME"]) or None,
-        allowed_agents=agents,
-        allow_client_identity=_flag(config, "ALLOW_CLIENT_IDENTITY"),
-        allow_client_agent_metadata=_flag(config, "ALLOW_CLIENT_AGENT_METADATA"),
-        allow_anonymous=_flag(config, "ALLOW_ANONYMOUS"),
-        max_body_bytes=_number(config, "MAX_BODY_BYTES", int, minimum=1),
-        max_context_depth=_context_depth(config),
-        max_token_bytes=_number(config, "MAX_TOKEN_BYTES", int, minimum=1024),
-        openapi=_flag(config, "OPENAPI"),
-        webhook_max_age=_number(config, "WEBHOOK_MAX_AGE", int, minimum=1),
-        webhook_dedupe_window=_number(config, "WEBHOOK_DEDUPE_WINDOW", int, minimum=1),
-        redis_url=_text(config[_PREFIX + "REDIS_URL"]) or None,
-        webhook_delivery=_webhook_delivery(config[_PREFIX + "WEBHOOK_DELIVERY"]),
-        webhook_claim_ttl=_number(config, "WEBHOOK_CLAIM_TTL", int, minimum=1),
-        cors_origins=_origins(config[_PREFIX + "CORS_ORIGINS"]),
-        cors_credentials=_flag(config, "CORS_CREDENTIALS"),
-        health_route=_flag(config, "HEALTH_ROUTE"),
-        max_client_bytes=_client_bytes(config),
-        allowed_agent_deployments=_names(config[_PREFIX + "ALLOWED_AGENT_DEPLOYMENTS"]),
-        namespace=_namespace(config[_PREFIX + "NAMESPACE"]),
-        guest_ttl=_number(config, "GUEST_TTL", int, minimum=1),
-        previous_signing_keys=_previous_keys(config),
-        previous_signing_keys_until=_until(config),
-        signing_key_derived=not signing_key,
-        **_invite_settings(config),
-    )
+    return tuple(keys)
 
 
-def _origins(value: Any) -> tuple[str, ...]:
+def _until(value: Any, key: str, config: Mapping[str, Any]) -> float:
+    if value in (None, ""):
+        return 0.0
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be unix seconds or an ISO 8601 date and time, got {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def _context_depth(value: Any, key: str, config: Mapping[str, Any]) -> int:
+    depth: int = _number(int, 1)(value, key, config)
+    # The envelope wraps the context in two levels; readers refuse deeper metadata.
+    if depth > MAX_READ_DEPTH - 2:
+        raise ConfigurationError(f"{key} must be at most {MAX_READ_DEPTH - 2}, got {depth}")
+    return depth
+
+
+def _client_bytes(value: Any, key: str, config: Mapping[str, Any]) -> int:
+    limit: int = _number(int, 0)(value, key, config)
+    # Half of the metadata at most: the host's context must always have room.
+    if limit > MAX_METADATA_BYTES // 2:
+        raise ConfigurationError(f"{key} must be at most {MAX_METADATA_BYTES // 2}, got {limit}")
+    return limit
+
+
+def _origins(value: Any, key: str, config: Mapping[str, Any]) -> tuple[str, ...]:
     """Explicit origins only: a wildcard would let any site's page ask for tokens."""
-    key = _PREFIX + "CORS_ORIGINS"
     if value is None:
         return ()
     if isinstance(value, str):
@@ -346,12 +387,17 @@ def _origins(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(origins))
 
 
-def _invite_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    ttl = _number(config, "INVITE_TTL", int, minimum=1)
-    max_ttl = _number(config, "INVITE_MAX_TTL", int, minimum=1)
-    if ttl > max_ttl:
-        raise ConfigurationError(f"{_PREFIX}INVITE_TTL must be at most {_PREFIX}INVITE_MAX_TTL")
-    url = _text(config[_PREFIX + "INVITE_URL"]) or None
+def _namespace(value: Any, key: str, config: Mapping[str, Any]) -> str | None:
+    text = _text(value)
+    if value is not None and not text or text and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text):
+        raise ConfigurationError(
+            f"{key} must be 1 to 64 letters, digits, '.', '_' or '-', got {value!r}"
+        )
+    return text or None
+
+
+def _invite_url(value: Any, key: str, config: Mapping[str, Any]) -> str | None:
+    url = _text(value) or None
     if url is not None:
         parts = urlsplit(url)
         absolute = parts.scheme in ("http", "https") and parts.netloc
@@ -359,111 +405,9 @@ def _invite_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         if not (absolute or path) or parts.fragment:
             # The link carries the code in its fragment, which browsers never send to a server.
             raise ConfigurationError(
-                f"{_PREFIX}INVITE_URL must be an http(s):// URL or a path starting with '/', "
-                "without a #fragment"
+                f"{key} must be an http(s):// URL or a path starting with '/', without a #fragment"
             )
-    return {
-        "invite_ttl": ttl,
-        "invite_max_ttl": max_ttl,
-        "max_invites": _number(config, "MAX_INVITES", int, minimum=1),
-        "invite_url": url,
-    }
-
-
-def _signing_key(configured: str, api_secret: str) -> bytes:
-    if configured:
-        return configured.encode()
-    # A key of its own, so a room signature never doubles as anything signed with the secret.
-    return hmac.new(
-        api_secret.encode(), b"flask-livekit-onboarding room binding", "sha256"
-    ).digest()
-
-
-def _namespace(value: Any) -> str | None:
-    text = _text(value)
-    if value is not None and not text or text and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text):
-        raise ConfigurationError(
-            f"{_PREFIX}NAMESPACE must be 1 to 64 letters, digits, '.', '_' or '-', got {value!r}"
-        )
-    return text or None
-
-
-def _previous_keys(config: Mapping[str, Any]) -> tuple[bytes, ...]:
-    keys = []
-    for name in sorted(_names(config[_PREFIX + "PREVIOUS_SIGNING_KEYS"])):
-        if name == "default":
-            keys.append(_signing_key("", str(config["LIVEKIT_API_SECRET"])))
-        elif len(name) < 32:
-            raise ConfigurationError(
-                f"{_PREFIX}PREVIOUS_SIGNING_KEYS: each key must be at least 32 characters "
-                "(or 'default' for the key derived from the API secret)"
-            )
-        else:
-            keys.append(name.encode())
-    if keys and config[_PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL"] in (None, ""):
-        raise ConfigurationError(
-            f"{_PREFIX}PREVIOUS_SIGNING_KEYS needs {_PREFIX}PREVIOUS_SIGNING_KEYS_UNTIL: "
-            "the end of the rotation's overlap"
-        )
-    return tuple(keys)
-
-
-def _until(config: Mapping[str, Any]) -> float:
-    key = _PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL"
-    value = config[key]
-    if value in (None, ""):
-        return 0.0
-    if isinstance(value, datetime.datetime):
-        return value.timestamp()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        pass
-    try:
-        moment = datetime.datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigurationError(
-            f"{key} must be unix seconds or an ISO 8601 date and time, got {value!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
-
-
-def _names(value: Any) -> frozenset[str]:
-    """A list of names, or one comma-separated string of them (from the environment)."""
-    if isinstance(value, str):
-        value = [name.strip() for name in value.split(",") if name.strip()]
-    return frozenset(str(name) for name in value or ())
-
-
-def _client_bytes(config: Mapping[str, Any]) -> int:
-    limit: int = _number(config, "MAX_CLIENT_BYTES", int, minimum=0)
-    # Half of the metadata at most: the host's context must always have room.
-    if limit > MAX_METADATA_BYTES // 2:
-        raise ConfigurationError(
-            f"{_PREFIX}MAX_CLIENT_BYTES must be at most {MAX_METADATA_BYTES // 2}, got {limit}"
-        )
-    return limit
-
-
-def _webhook_delivery(value: Any) -> str:
-    if value not in WEBHOOK_DELIVERY_MODES:
-        raise ConfigurationError(
-            f"{_PREFIX}WEBHOOK_DELIVERY must be one of {', '.join(WEBHOOK_DELIVERY_MODES)}, "
-            f"got {value!r}"
-        )
-    return str(value)
-
-
-def _context_depth(config: Mapping[str, Any]) -> int:
-    depth: int = _number(config, "MAX_CONTEXT_DEPTH", int, minimum=1)
-    # The envelope wraps the context in two levels; readers refuse deeper metadata.
-    if depth > MAX_READ_DEPTH - 2:
-        raise ConfigurationError(
-            f"{_PREFIX}MAX_CONTEXT_DEPTH must be at most {MAX_READ_DEPTH - 2}, got {depth}"
-        )
-    return depth
+    return url
 
 
 def _text(value: Any) -> str:
@@ -479,22 +423,321 @@ def _livekit_url(key: str, value: Any) -> str:
     return urlunsplit(parts._replace(scheme=schemes[parts.scheme])).rstrip("/")
 
 
-def _number(config: Mapping[str, Any], name: str, kind: type, *, minimum: float) -> Any:
-    key = _PREFIX + name
-    raw = config[key]
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        value = kind(raw)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{key} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigurationError(f"{key} must be at least {minimum}, got {value!r}")
-    return value
+#: Every optional key, in the order the documentation's configuration table lists them.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "LIVEKIT_PUBLIC_URL",
+        None,
+        _public_url,
+        "URL handed to clients, when it differs from the one the server calls",
+        shown="`LIVEKIT_URL`",
+    ),
+    Setting(
+        _PREFIX + "URL_PREFIX",
+        URL_PREFIX,
+        _url_prefix,
+        "where `init_app` mounts the routes",
+    ),
+    Setting(
+        _PREFIX + "ROOM_CREATION",
+        ROOM_CREATION,
+        _choice(ROOM_CREATION_MODES),
+        "`eager` or `on_join` (see {doc}`token-endpoint`)",
+    ),
+    Setting(
+        _PREFIX + "ROOM_PREFIX",
+        ROOM_PREFIX,
+        _room_prefix,
+        "prefix of generated room names",
+    ),
+    Setting(
+        _PREFIX + "TOKEN_TTL",
+        TOKEN_TTL,
+        _number(int, 1),
+        "participant token lifetime, seconds (it only has to cover the join)",
+    ),
+    Setting(
+        _PREFIX + "SESSION_POLICY",
+        SESSION_POLICY,
+        _choice(SESSION_POLICIES),
+        "`resume`: one live room per user, a reload resumes it; `new`: a room per request",
+    ),
+    Setting(
+        _PREFIX + "SIGNING_KEY",
+        SIGNING_KEY,
+        _signing_key,
+        (
+            "key (32+ characters) that signs envelopes and derives room names; set one per "
+            "deployment when several share a LiveKit project"
+        ),
+        shown="derived from the API secret",
+    ),
+    Setting(
+        _PREFIX + "ALLOW_CLIENT_AGENT_METADATA",
+        ALLOW_CLIENT_AGENT_METADATA,
+        _flag,
+        (
+            "let clients add their own metadata to requested agents (delivered apart from the "
+            "envelope)"
+        ),
+    ),
+    Setting(
+        _PREFIX + "REQUEST_TIMEOUT",
+        REQUEST_TIMEOUT,
+        _number(float, 0.001),
+        "bound on every LiveKit API call, seconds",
+    ),
+    Setting(
+        _PREFIX + "EMPTY_TIMEOUT",
+        EMPTY_TIMEOUT,
+        _number(int, 0),
+        (
+            "seconds a room nobody joined stays open (its agent job ends with it); a later join "
+            "re-creates it"
+        ),
+    ),
+    Setting(
+        _PREFIX + "DEPARTURE_TIMEOUT",
+        DEPARTURE_TIMEOUT,
+        _number(int, 0),
+        "seconds a room stays open after the last participant left",
+    ),
+    Setting(
+        _PREFIX + "MAX_PARTICIPANTS",
+        MAX_PARTICIPANTS,
+        _number(int, 0),
+        "participant limit per room; 0 = none",
+    ),
+    Setting(
+        _PREFIX + "AGENT_NAME",
+        AGENT_NAME,
+        _optional_text,
+        "agent dispatched into every new room",
+    ),
+    Setting(
+        _PREFIX + "ALLOWED_AGENTS",
+        ALLOWED_AGENTS,
+        _names,
+        "further agent names clients may request (list or comma-separated string)",
+    ),
+    Setting(
+        _PREFIX + "ALLOW_CLIENT_IDENTITY",
+        ALLOW_CLIENT_IDENTITY,
+        _flag,
+        "let clients choose identity, name, metadata and attributes (token claims only)",
+    ),
+    Setting(
+        _PREFIX + "ALLOW_ANONYMOUS",
+        ALLOW_ANONYMOUS,
+        _flag,
+        "demo mode: random guest identities when there is no `identity_loader`",
+    ),
+    Setting(
+        _PREFIX + "MAX_BODY_BYTES",
+        MAX_BODY_BYTES,
+        _number(int, 1),
+        "largest request body accepted",
+    ),
+    Setting(
+        _PREFIX + "MAX_CONTEXT_DEPTH",
+        MAX_CONTEXT_DEPTH,
+        _context_depth,
+        (
+            "deepest nesting of an onboarding context or client notes (the object itself is level "
+            "1; at most 62)"
+        ),
+    ),
+    Setting(
+        _PREFIX + "MAX_TOKEN_BYTES",
+        MAX_TOKEN_BYTES,
+        _number(int, 1024),
+        "largest participant token issued (see Limits)",
+    ),
+    Setting(
+        _PREFIX + "OPENAPI",
+        OPENAPI,
+        _flag,
+        "serve the OpenAPI 3.1 document of the routes at `{prefix}/openapi.json`",
+    ),
+    Setting(
+        _PREFIX + "WEBHOOK_MAX_AGE",
+        WEBHOOK_MAX_AGE,
+        _number(int, 1),
+        "webhooks older than this (seconds) are dropped",
+    ),
+    Setting(
+        _PREFIX + "WEBHOOK_DEDUPE_WINDOW",
+        WEBHOOK_DEDUPE_WINDOW,
+        _number(int, 1),
+        "seconds an event id is remembered to drop duplicates",
+    ),
+    Setting(
+        _PREFIX + "REDIS_URL",
+        REDIS_URL,
+        _optional_text,
+        (
+            "Redis shared by several workers/hosts: webhook de-duplication and the per-room locks "
+            "of context updates"
+        ),
+    ),
+    Setting(
+        _PREFIX + "WEBHOOK_DELIVERY",
+        WEBHOOK_DELIVERY,
+        _choice(WEBHOOK_DELIVERY_MODES),
+        "`at_least_once` or `at_most_once` (see Delivery guarantees)",
+    ),
+    Setting(
+        _PREFIX + "WEBHOOK_CLAIM_TTL",
+        WEBHOOK_CLAIM_TTL,
+        _number(int, 1),
+        "seconds an event being delivered is held for its process (at least once)",
+    ),
+    Setting(
+        _PREFIX + "CORS_ORIGINS",
+        CORS_ORIGINS,
+        _origins,
+        (
+            "origins whose pages may call the routes (Flask-CORS on the extension's blueprint, "
+            "`[cors]` extra); explicit, no wildcard"
+        ),
+    ),
+    Setting(
+        _PREFIX + "CORS_CREDENTIALS",
+        CORS_CREDENTIALS,
+        _flag,
+        'let those pages send cookies (`credentials: "include"`)',
+    ),
+    Setting(
+        _PREFIX + "HEALTH_ROUTE",
+        HEALTH_ROUTE,
+        _flag,
+        "serve `GET {prefix}/health`: 200 when LiveKit (and Redis, if used) answer, else 503",
+    ),
+    Setting(
+        _PREFIX + "PREVIOUS_SIGNING_KEYS",
+        PREVIOUS_SIGNING_KEYS,
+        _previous_keys,
+        (
+            "signing keys of a rotation, still accepted (never used to sign) until "
+            "`LIVEKIT_ONBOARDING_PREVIOUS_SIGNING_KEYS_UNTIL`; `default` names the key derived from"
+            " the API secret; rooms are signed anew as they are touched"
+        ),
+    ),
+    Setting(
+        _PREFIX + "PREVIOUS_SIGNING_KEYS_UNTIL",
+        PREVIOUS_SIGNING_KEYS_UNTIL,
+        _until,
+        (
+            "end of the rotation's overlap: unix seconds or an ISO 8601 date and time (required "
+            "with previous keys)"
+        ),
+    ),
+    Setting(
+        _PREFIX + "ALLOWED_AGENT_DEPLOYMENTS",
+        ALLOWED_AGENT_DEPLOYMENTS,
+        _names,
+        (
+            "agent deployments clients may name in `room_config.agents[].deployment` (list or "
+            "comma-separated string); any other is refused (403)"
+        ),
+    ),
+    Setting(
+        _PREFIX + "GUEST_TTL",
+        GUEST_TTL,
+        _number(int, 1),
+        (
+            "seconds a demo guest keeps its identity; then (or once its session ends, or "
+            "`onboarding.revoke_guest(identity)`) its browser gets a new guest and copies of its "
+            "cookie stop counting"
+        ),
+    ),
+    Setting(
+        _PREFIX + "MAX_CLIENT_BYTES",
+        MAX_CLIENT_BYTES,
+        _client_bytes,
+        (
+            "largest the owner's `client` notes may grow, bytes of JSON (at most 32768); the rest "
+            "of the room metadata stays the host's"
+        ),
+    ),
+    Setting(
+        _PREFIX + "NAMESPACE",
+        NAMESPACE,
+        _namespace,
+        (
+            "this deployment's name in the shared Redis (letters, digits, `.`, `_`, `-`): "
+            "deployments sharing one Redis must each set their own, or they drop each other's "
+            "webhooks as duplicates"
+        ),
+    ),
+    Setting(
+        _PREFIX + "INVITE_TTL",
+        INVITE_TTL,
+        _number(int, 1),
+        "default lifetime of an invite, seconds (see `docs/invites.md`)",
+    ),
+    Setting(
+        _PREFIX + "INVITE_MAX_TTL",
+        INVITE_MAX_TTL,
+        _number(int, 1),
+        "longest lifetime an invite may be given, seconds",
+    ),
+    Setting(
+        _PREFIX + "MAX_INVITES",
+        MAX_INVITES,
+        _number(int, 1),
+        "live invites per session; past it creating one answers 422",
+    ),
+    Setting(
+        _PREFIX + "INVITE_URL",
+        INVITE_URL,
+        _invite_url,
+        "page that redeems invites; set it and each new invite comes with a ready link",
+    ),
+)
+DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
+
+#: Keys bounded by another key: ``(key, "at least" or "at most", other key)``.
+_BOUNDS = (
+    # A shorter window would forget an event id while a replay of it is still fresh.
+    ("WEBHOOK_DEDUPE_WINDOW", "at least", "WEBHOOK_MAX_AGE"),
+    ("INVITE_TTL", "at most", "INVITE_MAX_TTL"),
+)
 
 
-def _flag(config: Mapping[str, Any], name: str) -> bool:
-    raw = config[_PREFIX + name]
-    if isinstance(raw, str):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(raw)
+def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
+    """Validate the keys of ``app.config`` this extension reads; raise naming the bad key."""
+    for key in REQUIRED:
+        if not _text(config.get(key)):
+            raise ConfigurationError(
+                f"{key} is not set: add it to app.config (or the environment loaded into it)"
+            )
+    values = {
+        setting.field: setting.parse(config.get(setting.key, setting.default), setting.key, config)
+        for setting in SETTINGS
+    }
+    for name, bound, other in _BOUNDS:
+        value, limit = values[name.lower()], values[other.lower()]
+        if value < limit if bound == "at least" else value > limit:
+            raise ConfigurationError(f"{_PREFIX}{name} must be {bound} {_PREFIX}{other}")
+    return OnboardingConfig(
+        url=_livekit_url("LIVEKIT_URL", config["LIVEKIT_URL"]),
+        api_key=str(config["LIVEKIT_API_KEY"]),
+        api_secret=str(config["LIVEKIT_API_SECRET"]),
+        signing_key_derived=not _text(config.get(_PREFIX + "SIGNING_KEY")),
+        **values,
+    )
+
+
+def configuration_table() -> str:
+    """The documentation's configuration table (Markdown), one row per key."""
+    rows = [
+        "| key | default | meaning |",
+        "|---|---|---|",
+        "| `LIVEKIT_URL` | *required* | LiveKit server URL the app calls "
+        "(`ws(s)://` or `http(s)://`) |",
+        "| `LIVEKIT_API_KEY` | *required* | API key |",
+        "| `LIVEKIT_API_SECRET` | *required* | API secret |",
+    ]
+    rows += [f"| `{s.key}` | {s.default_text} | {s.meaning} |" for s in SETTINGS]
+    return "\n".join(rows) + "\n"

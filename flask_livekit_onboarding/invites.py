@@ -121,7 +121,8 @@ def create_invite(
     config = state.config
     checked_role = check_role(role)
     lifetime = check_ttl(state, ttl)
-    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= MAX_USES:
+    uses = whole_number(max_uses)
+    if uses is None or not 1 <= uses <= MAX_USES:
         raise ValidationFailed(
             f"max_uses must be a whole number from 1 to {MAX_USES}.", field="max_uses"
         )
@@ -144,7 +145,7 @@ def create_invite(
         room_name=room.name,
         session_id=room.session_id,
         role=checked_role,
-        max_uses=max_uses,
+        max_uses=uses,
         expires_at=now + lifetime,
         created_at=now,
         created_by=caller.identity if caller is not None else "",
@@ -166,7 +167,7 @@ def create_invite(
         identity=caller,
         invite_id=invite_id,
         role=checked_role,
-        max_uses=max_uses,
+        max_uses=uses,
         expires_at=invite.expires_at,
     )
     return CreatedInvite(invite, code, invite_link(state, room.name, code))
@@ -282,11 +283,21 @@ def check_ttl(state: OnboardingState, ttl: Any) -> int:
     if ttl is None:
         return state.config.invite_ttl
     limit = state.config.invite_max_ttl
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= limit:
+    seconds = whole_number(ttl)
+    if seconds is None or not 1 <= seconds <= limit:
         raise ValidationFailed(
             f"ttl must be a whole number of seconds from 1 to {limit}.", field="ttl"
         )
-    return ttl
+    return seconds
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int if JSON Schema calls it an integer (``20`` or ``20.0``), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
 
 
 def check_label(label: Any) -> str:

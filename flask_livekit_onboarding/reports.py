@@ -27,9 +27,10 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Flask
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import signals
 from .config import MAX_METADATA_BYTES
@@ -42,6 +43,7 @@ from .rooms import live_room, update_room_metadata
 from .sessions import ENDED_KEY
 from .signals import send_contained
 from .state import OnboardingState
+from .validation import checked, validated
 
 logger = logging.getLogger(__name__)
 
@@ -108,32 +110,11 @@ def parse_report(body: bytes) -> Report:
     kind = document.get("kind")
     if kind not in KINDS:
         raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}.", field="kind")
-    unknown = sorted(set(document) - {"id", "session_id", "kind"} - _FIELDS[kind])
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown field {unknown[0]!r} in a {kind} report.", field=unknown[0]
-        )
-    report_id = _name(document.get("id"), "id")
-    session_id = _name(document.get("session_id"), "session_id")
-    payload: dict[str, Any]
-    if kind == "progress":
-        state = document.get("state", "started")
-        if state not in STEP_STATES:
-            raise ValidationFailed(f"state must be one of {', '.join(STEP_STATES)}.", field="state")
-        payload = {"step": _name(document.get("step"), "step"), "state": state}
-    elif kind == "outcome":
-        outcome = document.get("outcome")
-        if outcome not in OUTCOMES:
-            raise ValidationFailed(
-                f"outcome must be one of {', '.join(OUTCOMES)}.", field="outcome"
-            )
-        payload = {"outcome": outcome, "summary": _summary(document.get("summary"))}
-        payload["data"] = _data(document.get("data", {}))
-    else:
-        if "data" not in document:
-            raise ValidationFailed("A note carries data (a JSON object).", field="data")
-        payload = {"data": _data(document["data"])}
-    return Report(report_id, session_id, kind, payload)
+    parsed = validated(
+        REPORT_MODELS[kind], document, unknown=f"Unknown field {{!r}} in a {kind} report."
+    )
+    payload = parsed.model_dump(exclude={"id", "session_id", "kind"})
+    return Report(parsed.id, parsed.session_id, kind, payload)
 
 
 def record_report(state: OnboardingState, room_name: str, report: Report) -> Recorded:
@@ -275,3 +256,74 @@ def _data(value: Any) -> dict[str, Any]:
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_DATA_BYTES:
         raise ValidationFailed(f"data is larger than {MAX_DATA_BYTES} bytes.", field="data")
     return value
+
+
+def _state(value: Any, key: str) -> str:
+    if value not in STEP_STATES:
+        raise ValidationFailed(f"state must be one of {', '.join(STEP_STATES)}.", field="state")
+    return str(value)
+
+
+def _outcome(value: Any, key: str) -> str:
+    if value not in OUTCOMES:
+        raise ValidationFailed(f"outcome must be one of {', '.join(OUTCOMES)}.", field="outcome")
+    return str(value)
+
+
+#: The default of a note's ``data``: told apart from an explicit null.
+_NO_DATA = object()
+
+
+def _note_data(value: Any, key: str) -> dict[str, Any]:
+    if value is _NO_DATA:
+        raise ValidationFailed("A note carries data (a JSON object).", field="data")
+    return _data(value)
+
+
+ReportName = Annotated[str, checked(_name, none=False), Field(default=None, validate_default=True)]
+
+
+class _ReportBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: ReportName
+    session_id: ReportName
+
+
+class ProgressReport(_ReportBody):
+    """A step of the session started, was done or was skipped."""
+
+    kind: Literal["progress"]
+    state: Annotated[str, checked(_state, none=False)] = "started"
+    step: ReportName
+
+
+class OutcomeReport(_ReportBody):
+    """How the session ended, once."""
+
+    kind: Literal["outcome"]
+    outcome: Annotated[
+        str, checked(_outcome, none=False), Field(default=None, validate_default=True)
+    ]
+    summary: Annotated[str | None, checked(lambda v, k: _summary(v))] = None
+    data: Annotated[dict[str, Any], checked(lambda v, k: _data(v), none=False)] = Field(
+        default_factory=dict
+    )
+
+
+class NoteReport(_ReportBody):
+    """Anything else the agent wants the host to hear of."""
+
+    kind: Literal["note"]
+    data: Annotated[
+        dict[str, Any],
+        checked(_note_data, none=False),
+        Field(default=_NO_DATA, validate_default=True),
+    ]
+
+
+REPORT_MODELS: dict[str, type[ProgressReport | OutcomeReport | NoteReport]] = {
+    "progress": ProgressReport,
+    "outcome": OutcomeReport,
+    "note": NoteReport,
+}

@@ -74,7 +74,8 @@ def send_contained(signal: NamedSignal, sender: Any, **kwargs: Any) -> list[Any]
 
 
 #: A new onboarding room was created (``eager``) or reserved in a token (``on_join``).
-#: Keyword arguments: ``room_name``, ``identity`` (:class:`Identity`), ``context``, ``mode``.
+#: Keyword arguments: ``room_name``, ``identity`` (:class:`Identity`), ``context``, ``mode``,
+#: ``session_id`` (the new session's id, as reports and summaries name it).
 room_created = _signals.signal("livekit-onboarding.room-created")
 
 #: A live session was resumed: a request without ``room_name`` from a user who already has a
@@ -130,11 +131,12 @@ ingress_started = _signals.signal("livekit-onboarding.ingress-started")
 ingress_ended = _signals.signal("livekit-onboarding.ingress-ended")
 
 #: The onboarding context of a room was changed through the session routes.
-#: Keyword arguments: ``room_name``, ``identity``, ``context`` (the new context).
+#: Keyword arguments: ``room_name``, ``identity``, ``context`` (the new context), ``client``
+#: (the owner's notes after the change), ``session_id``.
 context_updated = _signals.signal("livekit-onboarding.context-updated")
 
 #: A session was ended through the session routes or the CLI. Keyword arguments:
-#: ``room_name``, ``identity`` (None from the CLI).
+#: ``room_name``, ``identity`` (None from the CLI), ``session_id``.
 session_ended = _signals.signal("livekit-onboarding.session-ended")
 
 # Reports from a session's agent (``POST {prefix}/rooms/<room_name>/reports``), sent after the

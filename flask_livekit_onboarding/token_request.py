@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
 from google.protobuf.json_format import ParseDict, ParseError
 from livekit import api
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
+from .config import MAX_METADATA_BYTES, MAX_NAME_LENGTH
 from .errors import ValidationFailed
 from .limits import (
     MAX_BODY_DEPTH,
@@ -18,21 +20,10 @@ from .limits import (
     check_name,
     check_size,
 )
-
-T = TypeVar("T")
+from .validation import checked, validated
 
 #: Fields of ``room_config`` a client may set; everything else is the deployment's choice.
 CLIENT_ROOM_CONFIG_FIELDS = frozenset({"agents"})
-TOKEN_REQUEST_FIELDS = frozenset(
-    {
-        "room_name",
-        "participant_identity",
-        "participant_name",
-        "participant_metadata",
-        "participant_attributes",
-        "room_config",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -57,33 +48,94 @@ class TokenRequest:
     agents: tuple[AgentRequest, ...] = field(default_factory=tuple)
 
 
+#: LiveKit's limits on a name, as the OpenAPI document states them.
+NAME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_LENGTH,
+    "pattern": "^(?=.*\\S)[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+    "description": (
+        "At most 256 bytes of UTF-8 (as LiveKit counts), not blank, no control characters."
+    ),
+}
+#: What a client may ask of LiveKit's ``RoomConfiguration`` (protobuf reads the rest).
+ROOM_CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "Only agents[].agent_name, agents[].metadata and agents[].deployment may be requested."
+    ),
+    "properties": {
+        "agents": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "agent_name": {"type": "string", "minLength": 1},
+                    "metadata": {"type": "string"},
+                    "deployment": {"type": "string"},
+                },
+                "required": ["agent_name"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "additionalProperties": False,
+}
+
+
+#: A name LiveKit accepts (identity, display name, room name); None: not sent.
+LiveKitName = Annotated[str | None, checked(check_name), WithJsonSchema(NAME_SCHEMA)]
+
+
+def _room_config(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationFailed("room_config must be an object.", field="room_config")
+    # protobuf's parser fails with a SystemError, not a ParseError, on a key it cannot encode.
+    check_json(value, "room_config", MAX_BODY_DEPTH)
+    return value
+
+
+class TokenRequestBody(BaseModel):
+    """The JSON body of LiveKit's standardized token request, as clients send it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    room_name: LiveKitName = None
+    participant_identity: LiveKitName = None
+    participant_name: LiveKitName = None
+    participant_metadata: Annotated[
+        str | None,
+        checked(check_metadata),
+        WithJsonSchema({"type": "string", "maxLength": MAX_METADATA_BYTES}),
+    ] = None
+    participant_attributes: Annotated[
+        dict[str, str] | None,
+        checked(check_attributes),
+        WithJsonSchema({"type": "object", "additionalProperties": {"type": "string"}}),
+    ] = None
+    room_config: Annotated[
+        dict[str, Any] | None,
+        checked(_room_config),
+        WithJsonSchema(ROOM_CONFIG_SCHEMA),
+    ] = None
+
+
 def parse_token_request(body: Mapping[str, Any]) -> TokenRequest:
     """Validate a token request body against LiveKit's limits; 422 names the bad field."""
-    unknown = sorted(set(body) - TOKEN_REQUEST_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+    parsed = validated(TokenRequestBody, body)
     return TokenRequest(
-        room_name=_optional(body, "room_name", check_name),
-        participant_identity=_optional(body, "participant_identity", check_name),
-        participant_name=_optional(body, "participant_name", check_name),
-        participant_metadata=_optional(body, "participant_metadata", check_metadata),
-        participant_attributes=_optional(body, "participant_attributes", check_attributes),
-        agents=_agents(body.get("room_config")),
+        room_name=parsed.room_name,
+        participant_identity=parsed.participant_identity,
+        participant_name=parsed.participant_name,
+        participant_metadata=parsed.participant_metadata,
+        participant_attributes=parsed.participant_attributes,
+        agents=_agents(parsed.room_config),
     )
-
-
-def _optional(body: Mapping[str, Any], key: str, check: Callable[[Any, str], T]) -> T | None:
-    value = body.get(key)
-    return None if value is None else check(value, key)
 
 
 def _agents(room_config: Any) -> tuple[AgentRequest, ...]:
     if room_config is None:
         return ()
-    if not isinstance(room_config, dict):
-        raise ValidationFailed("room_config must be an object.", field="room_config")
-    # protobuf's parser fails with a SystemError, not a ParseError, on a key it cannot encode.
-    check_json(room_config, "room_config", MAX_BODY_DEPTH)
     try:
         parsed = ParseDict(room_config, api.RoomConfiguration())
     except ParseError as error:

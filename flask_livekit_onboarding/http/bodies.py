@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 from flask import request
+from pydantic import BaseModel, ConfigDict, WithJsonSchema, model_validator
 
 from ..errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType, ValidationFailed
 from ..jsondepth import too_deep
 from ..limits import MAX_BODY_DEPTH, check_json
 from ..sessions import CONTEXT_MODES, ContextMode
+from ..validation import checked, problem, validated
 
 
 def limit_body(limit: int) -> None:
@@ -88,6 +90,48 @@ def read_json_object() -> dict[str, Any]:
     return body
 
 
+def _json_object(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"{key} must be a JSON object.", field=key)
+    return value
+
+
+def _mode(value: Any, key: str) -> ContextMode:
+    if value not in CONTEXT_MODES:
+        raise ValidationFailed(f"mode must be one of {', '.join(CONTEXT_MODES)}.", field="mode")
+    mode: ContextMode = value
+    return mode
+
+
+class ContextUpdateBody(BaseModel):
+    """A context update: the host's context, the users' notes (client), or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"anyOf": [{"required": ["context"]}, {"required": ["client"]}]},
+    )
+
+    context: Annotated[
+        dict[str, Any] | None, checked(_json_object, none=False), WithJsonSchema({"type": "object"})
+    ] = None
+    client: Annotated[
+        dict[str, Any] | None, checked(_json_object, none=False), WithJsonSchema({"type": "object"})
+    ] = None
+    mode: Annotated[
+        ContextMode, checked(_mode, none=False), WithJsonSchema({"enum": list(CONTEXT_MODES)})
+    ] = "merge"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _context_or_client(cls, body: Any) -> Any:
+        # Unknown fields are named first, as they always were.
+        known = isinstance(body, dict) and not set(body) - set(cls.model_fields)
+        if known and "context" not in body and "client" not in body:
+            raise problem("Send context (the host's) or client (your notes).", "context")
+        return body
+
+
 def parse_context_update(
     body: Mapping[str, Any],
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, ContextMode]:
@@ -96,19 +140,8 @@ def parse_context_update(
     At least one of ``context`` (the server context) and ``client`` (the users' notes);
     422 names the bad field.
     """
-    unknown = sorted(set(body) - {"context", "client", "mode"})
-    if unknown:
-        raise ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
-    if "context" not in body and "client" not in body:
-        raise ValidationFailed("Send context (the host's) or client (your notes).", field="context")
-    context, client = body.get("context"), body.get("client")
-    for name, value in (("context", context), ("client", client)):
-        if name in body and not isinstance(value, dict):
-            raise ValidationFailed(f"{name} must be a JSON object.", field=name)
-    mode = body.get("mode", "merge")
-    if mode not in CONTEXT_MODES:
-        raise ValidationFailed(f"mode must be one of {', '.join(CONTEXT_MODES)}.", field="mode")
-    return context, client, mode
+    parsed = validated(ContextUpdateBody, body)
+    return parsed.context, parsed.client, parsed.mode
 
 
 def _too_large(limit: int) -> RequestEntityTooLarge:

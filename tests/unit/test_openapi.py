@@ -73,3 +73,13 @@ def test_options_lists_only_the_methods_a_route_serves(app: Flask) -> None:
     allow = client.options("/livekit/rooms/x").headers["Allow"]
     assert allow == "DELETE, GET, HEAD, OPTIONS"
     assert client.options("/livekit/nope").status_code == 404
+
+
+def test_request_schemas_are_the_ones_the_models_generate() -> None:
+    from flask_livekit_onboarding.http.openapi import MODELS, generated_document
+
+    generated = generated_document()
+    # After changing a model: python scripts/openapi.py
+    assert generated == DOCUMENT
+    for name in MODELS:
+        assert DOCUMENT["components"]["schemas"][name]["additionalProperties"] is False

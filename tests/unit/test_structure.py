@@ -124,11 +124,13 @@ def test_the_error_table_lists_exactly_the_codes_the_code_sends() -> None:
 
 
 def test_the_configuration_table_lists_exactly_the_keys_the_code_reads() -> None:
-    from flask_livekit_onboarding.config import DEFAULTS, REQUIRED
+    from flask_livekit_onboarding.config import DEFAULTS, REQUIRED, configuration_table
 
     table = (DOCS / "configuration.md").read_text()
     documented = set(re.findall(r"^\| `(LIVEKIT_\w+)` \|", table, re.M))
     assert documented == set(DEFAULTS) | set(REQUIRED)
+    # Defaults and meanings come from the settings table in config.py, row for row.
+    assert configuration_table() in table
 
 
 def _imports_in_a_fresh_interpreter(code: str) -> set[str]:

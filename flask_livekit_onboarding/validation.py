@@ -1,0 +1,97 @@
+"""Request bodies as pydantic models: LiveKit's checks as validators, 422s naming the field.
+
+The models are the one description of each body: they validate it, and the OpenAPI
+document's request schemas are generated from them (:func:`json_schema`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ValidationInfo
+from pydantic import ValidationError as PydanticError
+from pydantic_core import PydanticCustomError
+
+from .errors import ValidationFailed
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def checked(
+    check: Callable[[Any, str], T], key: str | None = None, *, none: bool = True
+) -> BeforeValidator:
+    """A validator running ``check``; its 422 message and field travel along.
+
+    ``key`` names the value in messages (by default the field's name); ``none``: a JSON
+    ``null`` counts as not sent, else it is checked like any other value.
+    """
+
+    def validate(value: Any, info: ValidationInfo) -> T | None:
+        if value is None and none:
+            return None
+        try:
+            return check(value, key or info.field_name or "")
+        except ValidationFailed as error:
+            raise problem(error.description, error.field) from None
+
+    return BeforeValidator(validate)
+
+
+def problem(message: str, field: str | None) -> PydanticCustomError:
+    """A pydantic error that :func:`validated` turns into exactly this 422."""
+    return PydanticCustomError("livekit_limit", "{message}", {"message": message, "field": field})
+
+
+def validated(
+    model: type[M], body: Mapping[str, Any], *, unknown: str = "Unknown field {!r}."
+) -> M:
+    """``body`` as ``model``, or a 422 naming the field as the error bodies always have.
+
+    ``unknown`` words the refusal of a field the model does not know (named first).
+    """
+    try:
+        return model.model_validate(body)
+    except PydanticError as failure:
+        raise _first_problem(failure, unknown) from None
+
+
+def _first_problem(failure: PydanticError, unknown_field: str) -> ValidationFailed:
+    errors = failure.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return ValidationFailed(unknown_field.format(unknown[0]), field=unknown[0])
+    error = errors[0]
+    context = error.get("ctx") or {}
+    if "message" in context:
+        return ValidationFailed(str(context["message"]), field=context.get("field"))
+    where = location(error["loc"])
+    return ValidationFailed(f"{where} is invalid: {error['msg']}.", field=where or None)
+
+
+def location(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the error bodies name fields: ``a.b[0].c``."""
+    text = ""
+    for part in loc:
+        text = f"{text}[{part}]" if isinstance(part, int) else f"{text}.{part}".lstrip(".")
+    return text
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON Schema as the OpenAPI document has it: no titles, no null defaults."""
+    schema: dict[str, Any] = _tidy(model.model_json_schema())
+    return schema
+
+
+def _tidy(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_tidy(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    tidy = {key: _tidy(value) for key, value in schema.items() if key != "title"}
+    if "default" in tidy and tidy["default"] is None:
+        del tidy["default"]
+    if isinstance(schema.get("properties"), dict):
+        tidy["properties"] = {name: _tidy(value) for name, value in schema["properties"].items()}
+    return tidy
