@@ -10,6 +10,7 @@ from click.testing import Result
 from flask import Flask
 from livekit import api
 
+from flask_livekit_onboarding.errors import RoomOccupied
 from flask_livekit_onboarding.state import get_state
 from flask_livekit_onboarding.testing import FakeLiveKit
 from tests.conftest import HostUsers, MakeApp
@@ -176,3 +177,20 @@ def test_an_ended_session_marker_is_not_ended_twice_by_its_owner(make_app: MakeA
     assert "already ended" in again.json["error"]["message"]
     assert restarted.status_code == 201
     assert envelope_of(fake, name)["owner"] == "user-1"
+
+
+def test_the_host_ends_a_session_from_its_own_code(
+    onboarding: Any, agent_app: Flask, agent_fake: FakeLiveKit
+) -> None:
+    name = agent_app.test_client().post("/livekit/token", json={}).json["room_name"]
+    squatted = own_name(agent_app, "user-2")
+    agent_fake.add_room(squatted, metadata="", participants=[("bob", "Bob", PERSON)])
+
+    onboarding.end_session(name, app=agent_app)
+    with pytest.raises(RoomOccupied) as refused:
+        onboarding.end_session(squatted, app=agent_app)
+    onboarding.end_session(squatted, force=True, app=agent_app)
+
+    assert agent_fake.agent_dispatch.deleted
+    assert "without an onboarding session" in str(refused.value.description)
+    assert agent_fake.room.rooms == {}
