@@ -1,0 +1,248 @@
+"""Start, reload, end and an agent's late join, in any order, never break the user's next start.
+
+A real livekit-server and a real example-agent worker whose join is delayed on purpose
+(``ONBOARDING_AGENT_JOIN_DELAY``), so every session is ended before its agent arrives. Each
+trial: start (and join) -> maybe reload -> end (by the owner, staff, the host's code or the
+CLI) before the agent joined -> start again at once, or after the late agent had its chance
+-> join. Two app hosts share the LiveKit server (and Redis, as a deployment with several
+hosts does): starts and ends land on either. The user's next start must answer 201 within the
+request timeout, in one room carrying this deployment's envelope, with exactly one agent
+(the dispatched name), and every room the trial left behind must be one the library lists.
+
+Interleavings: ender (owner, staff, host, cli) x restart (at once, after the late agent) x
+reload (yes, no) x hosts (one, two) = 32; the full cross product with both policies and modes
+(128 trials of about ten seconds) is too slow, so for each policy (``resume``, ``new``) and
+creation mode (``eager``, ``on_join``) ``TRIALS`` = 6 run: every ender and both restart
+timings, reload and the second host drawn with ``SEED``; 24 trials in all. Six tries miss
+a race that shows one time in three with probability (2/3)^6, under 9%; across the four
+combinations a race common to all of them is missed with probability under 0.01%.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from livekit import api
+
+from examples.agent.runner import AgentWorker, AgentWorkerError, ensure_agent_env
+from flask_livekit_onboarding import Identity, LiveKitOnboarding
+from flask_livekit_onboarding.claims import squatter
+from flask_livekit_onboarding.devserver import LiveKitDevServer
+from flask_livekit_onboarding.state import get_state
+from tests.conftest import HostUsers
+from tests.integration.agent_support import ChatClient, close_rooms
+from tests.integration.conftest import _unavailable
+
+pytestmark = pytest.mark.integration
+
+#: Its own agent name: only this module's apps dispatch the late worker.
+LATE_AGENT = "late-onboarding-agent"
+#: Seconds the late worker's jobs wait before they join.
+JOIN_DELAY = 2.0
+SEED = 20261129
+TRIALS = 6
+ENDERS = ("owner", "staff", "host", "cli")
+RESTARTS = ("at-once", "after-late-agent")
+STAFF = "staff-race"
+
+
+@dataclass(frozen=True)
+class Interleaving:
+    ender: str
+    restart: str
+    reload: bool
+    two_hosts: bool
+
+
+def interleavings(index: int) -> list[Interleaving]:
+    """The ``TRIALS`` interleavings of combination ``index``: every ender and both restart
+    timings, with reload and the second host drawn from a generator seeded with ``SEED``."""
+    draw = random.Random(SEED + index)
+    return [
+        Interleaving(
+            ENDERS[(trial + index) % len(ENDERS)],
+            RESTARTS[trial % len(RESTARTS)],
+            reload=draw.random() < 0.5,
+            two_hosts=draw.random() < 0.5,
+        )
+        for trial in range(TRIALS)
+    ]
+
+
+COMBINATIONS = [
+    (policy, mode, index)
+    for index, (policy, mode) in enumerate(
+        itertools.product(("resume", "new"), ("eager", "on_join"))
+    )
+]
+
+
+@pytest.fixture(scope="module")
+def late_worker(
+    livekit_server: LiveKitDevServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgentWorker]:
+    try:
+        python = ensure_agent_env()
+    except AgentWorkerError as exc:
+        _unavailable(f"no environment for the example agent: {exc}")
+    worker = AgentWorker(
+        livekit_server.url,
+        livekit_server.api_key,
+        livekit_server.api_secret,
+        agent_name=LATE_AGENT,
+        python=python,
+        log_path=tmp_path_factory.mktemp("agent") / "late-agent.log",
+        env={"ONBOARDING_AGENT_JOIN_DELAY": str(JOIN_DELAY)},
+    )
+    try:
+        worker.start()
+    except AgentWorkerError as exc:
+        _unavailable(f"the late agent worker did not start: {exc}")
+    yield worker
+    worker.stop()
+
+
+async def agents_in(server: LiveKitDevServer, name: str) -> list[api.ParticipantInfo]:
+    async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
+        try:
+            response = await lk.room.list_participants(api.ListParticipantsRequest(room=name))
+        except api.TwirpError:
+            return []
+    return [p for p in response.participants if p.kind == api.ParticipantInfo.Kind.AGENT]
+
+
+async def live_rooms(server: LiveKitDevServer, names: set[str]) -> list[api.Room]:
+    async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
+        response = await lk.room.list_rooms(api.ListRoomsRequest(names=sorted(names)))
+    return list(response.rooms)
+
+
+class Trial:
+    """One user's start -> (reload) -> end -> start again, on one or two app hosts."""
+
+    def __init__(
+        self,
+        hosts: tuple[Flask, Flask],
+        extension: LiveKitOnboarding,
+        users: HostUsers,
+        server: LiveKitDevServer,
+        plan: Interleaving,
+    ) -> None:
+        self.hosts, self.extension, self.users, self.server, self.plan = (
+            hosts,
+            extension,
+            users,
+            server,
+            plan,
+        )
+        self.identity = f"race-{secrets.token_hex(4)}"
+        self.names: set[str] = set()
+
+    def host(self, step: int) -> Flask:
+        return self.hosts[step % 2] if self.plan.two_hosts else self.hosts[0]
+
+    def start(self, step: int) -> dict[str, Any]:
+        self.users.current = Identity(identity=self.identity, name="Ada Lovelace")
+        app = self.host(step)
+        timeout = get_state(app).config.request_timeout
+        began = time.monotonic()
+        response = app.test_client().post("/livekit/token", json={})
+        took = time.monotonic() - began
+        assert response.status_code == 201, (self.plan, response.get_json())
+        assert took < timeout, (self.plan, took)
+        body: dict[str, Any] = response.get_json()
+        self.names.add(body["room_name"])
+        return body
+
+    def end(self, name: str, step: int) -> None:
+        app = self.host(step)
+        ender = self.plan.ender
+        if ender in ("owner", "staff"):
+            who = self.identity if ender == "owner" else STAFF
+            self.users.current = Identity(identity=who, name=who)
+            response = app.test_client().delete(f"/livekit/rooms/{name}")
+            assert response.status_code == 204, (self.plan, response.get_json())
+        elif ender == "host":
+            self.extension.end_session(name, app=app)
+        else:
+            result = app.test_cli_runner().invoke(args=["livekit", "end", name])
+            assert result.exit_code == 0, (self.plan, result.output)
+
+    async def run(self) -> None:
+        first = self.start(0)
+        user = await ChatClient().join(first)  # on_join: this join creates the room
+        ended = {first["room_name"]}
+        if self.plan.reload:
+            again = self.start(1)
+            ended.add(again["room_name"])
+            await user.leave()
+            user = await ChatClient().join(again)
+        for step, name in enumerate(sorted(ended)):
+            # Ended before its agent joined: the worker waits JOIN_DELAY before joining.
+            assert await agents_in(self.server, name) == [], self.plan
+            self.end(name, step + 1)
+        await user.leave()
+        if self.plan.restart == "after-late-agent":
+            await asyncio.sleep(JOIN_DELAY + 1.5)
+        body = self.start(3)
+        live = body["room_name"]
+        user = await ChatClient().join(body)
+        try:
+            await self.check_the_new_session(live)
+        finally:
+            await user.leave()
+            await close_rooms(self.server, sorted(self.names))
+
+    async def check_the_new_session(self, live: str) -> None:
+        deadline = time.monotonic() + 30
+        while not await agents_in(self.server, live):
+            assert time.monotonic() < deadline, ("no agent joined", self.plan)
+            await asyncio.sleep(0.25)
+        # Any agent of the ended session would have joined by now.
+        await asyncio.sleep(JOIN_DELAY + 1.5)
+        agents = await agents_in(self.server, live)
+        assert len(agents) == 1, (self.plan, [a.identity for a in agents])
+        state = get_state(self.hosts[0])
+        rooms = {room.name: room for room in await live_rooms(self.server, self.names)}
+        session = state.config.binding.read(rooms[live])
+        assert session is not None and session.owner == self.identity, self.plan
+        # Whatever else is live under the user's names is one the library lists and can end.
+        for name, room in rooms.items():
+            if name != live:
+                with self.hosts[0].app_context():
+                    assert squatter(state, room) is not None, (self.plan, name)
+
+
+@pytest.mark.parametrize(("policy", "mode", "index"), COMBINATIONS)
+def test_no_start_end_and_late_agent_interleaving_breaks_the_next_start(
+    make_app: Any,
+    onboarding: LiveKitOnboarding,
+    users: HostUsers,
+    livekit_server: LiveKitDevServer,
+    redis_server: str,
+    late_worker: AgentWorker,
+    policy: str,
+    mode: str,
+    index: int,
+) -> None:
+    config = {
+        "LIVEKIT_ONBOARDING_SESSION_POLICY": policy,
+        "LIVEKIT_ONBOARDING_ROOM_CREATION": mode,
+        "LIVEKIT_ONBOARDING_AGENT_NAME": LATE_AGENT,
+        "LIVEKIT_ONBOARDING_REDIS_URL": redis_server,
+        "LIVEKIT_ONBOARDING_NAMESPACE": f"race-{secrets.token_hex(3)}",
+    }
+    hosts = (make_app(**config), make_app(**config))
+    users.staff.add(STAFF)
+    plans = interleavings(index)
+    for plan in plans:
+        asyncio.run(Trial(hosts, onboarding, users, livekit_server, plan).run())
