@@ -16,6 +16,9 @@ creation mode (``eager``, ``on_join``) ``TRIALS`` = 6 run: every ender and both 
 timings, reload and the second host drawn with ``SEED``; 24 trials in all. Six tries miss
 a race that shows one time in three with probability (2/3)^6, under 9%; across the four
 combinations a race common to all of them is missed with probability under 0.01%.
+
+A worker with a job still waiting to join a session that ended stops within its drain bound
+on SIGTERM, and the ended room stays closed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import itertools
 import random
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ from livekit import api
 from examples.agent.runner import AgentWorker, AgentWorkerError, ensure_agent_env
 from flask_livekit_onboarding import Identity, LiveKitOnboarding
 from flask_livekit_onboarding.claims import squatter
-from flask_livekit_onboarding.devserver import LiveKitDevServer
+from flask_livekit_onboarding.devserver import LiveKitDevServer, free_port
 from flask_livekit_onboarding.state import get_state
 from tests.conftest import HostUsers
 from tests.integration.agent_support import ChatClient, close_rooms
@@ -246,3 +250,45 @@ def test_no_start_end_and_late_agent_interleaving_breaks_the_next_start(
     plans = interleavings(index)
     for plan in plans:
         asyncio.run(Trial(hosts, onboarding, users, livekit_server, plan).run())
+
+
+def test_a_worker_with_a_job_still_waiting_to_join_an_ended_session_stops_in_bounded_time(
+    make_app: Any,
+    users: HostUsers,
+    livekit_server: LiveKitDevServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    name = f"stuck-agent-{secrets.token_hex(3)}"
+    drain_timeout = 3
+    worker = AgentWorker(
+        livekit_server.url,
+        livekit_server.api_key,
+        livekit_server.api_secret,
+        agent_name=name,
+        log_path=tmp_path_factory.mktemp("stuck") / f"{name}.log",
+        http_port=free_port(),
+        env={
+            "ONBOARDING_AGENT_DRAIN_TIMEOUT": str(drain_timeout),
+            "ONBOARDING_AGENT_JOIN_DELAY": "600",
+        },
+    )
+    worker.start()
+    app = make_app(LIVEKIT_ONBOARDING_AGENT_NAME=name)
+    users.current = Identity(identity=f"stuck-{secrets.token_hex(4)}", name="Ada Lovelace")
+    room = app.test_client().post("/livekit/token", json={}).get_json()["room_name"]
+    try:
+        deadline = time.monotonic() + 30
+        while worker.active_jobs() == 0:
+            assert time.monotonic() < deadline, worker.log_tail()
+            time.sleep(0.25)
+        assert app.test_client().delete(f"/livekit/rooms/{room}").status_code == 204
+        process = worker.process
+        assert process is not None
+        process.send_signal(signal.SIGTERM)
+        # The drain bound, the job processes' shutdown bound, and a margin for a busy machine;
+        # livekit-agents' own default would wait an hour.
+        code = process.wait(drain_timeout + 5 + 60)
+    finally:
+        worker.stop()
+    assert code is not None, worker.log_tail()
+    assert asyncio.run(live_rooms(livekit_server, {room})) == []
