@@ -35,12 +35,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from livekit import api
+from livekit import api, rtc
 
 from examples.agent.runner import AgentWorker, AgentWorkerError, ensure_agent_env
 from flask_livekit_onboarding import Identity, LiveKitOnboarding
 from flask_livekit_onboarding.claims import squatter
 from flask_livekit_onboarding.devserver import LiveKitDevServer, free_port
+from flask_livekit_onboarding.marks import ENDED_ROOM
 from flask_livekit_onboarding.state import get_state
 from tests.conftest import HostUsers
 from tests.integration.agent_support import ChatClient, close_rooms
@@ -292,3 +293,75 @@ def test_a_worker_with_a_job_still_waiting_to_join_an_ended_session_stops_in_bou
         worker.stop()
     assert code is not None, worker.log_tail()
     assert asyncio.run(live_rooms(livekit_server, {room})) == []
+
+
+async def squat(server: LiveKitDevServer, name: str, identity: str, *, agent: bool) -> rtc.Room:
+    """Join (and so create) room ``name`` as LiveKit's auto-create does: no metadata."""
+    grants = api.VideoGrants(room_join=True, room=name, agent=agent)
+    token = (
+        api.AccessToken(server.api_key, server.api_secret)
+        .with_identity(identity)
+        .with_grants(grants)
+        .with_kind("agent" if agent else "standard")
+        .to_jwt()
+    )
+    room = rtc.Room()
+    await room.connect(server.url, token)
+    return room
+
+
+@pytest.mark.parametrize("mode", ["eager", "on_join"])
+def test_a_room_squatting_the_users_name_is_cleared_or_reported_never_a_lockout(
+    make_app: Any, users: HostUsers, livekit_server: LiveKitDevServer, mode: str
+) -> None:
+    app = make_app(
+        LIVEKIT_ONBOARDING_SESSION_POLICY="resume",
+        LIVEKIT_ONBOARDING_ROOM_CREATION=mode,
+    )
+    identity = f"squatted-{secrets.token_hex(4)}"
+    users.current = Identity(identity=identity, name="Ada Lovelace")
+    state = get_state(app)
+    name = state.config.binding.room_name_for(identity)
+    client = app.test_client()
+    cli = app.test_cli_runner()
+
+    async def scenario() -> None:
+        # With on_join the owner's start replaces only a room it knows of: an ended session.
+        if mode == "on_join":
+            started = client.post("/livekit/token", json={})
+            assert started.status_code == 201
+            joined = await ChatClient().join(started.get_json())
+            await joined.leave()
+            assert client.delete(f"/livekit/rooms/{name}").status_code == 204
+            await close_rooms(livekit_server, [name])
+        agent = await squat(livekit_server, name, "agent-late", agent=True)
+        try:
+            cleared = client.post("/livekit/token", json={})
+            assert cleared.status_code == 201, cleared.get_json()
+            room = (await live_rooms(livekit_server, {name}))[0]
+            session = state.config.binding.read(room)
+            assert session is not None and session.owner == identity, room.metadata
+        finally:
+            await agent.disconnect()
+        await close_rooms(livekit_server, [name])
+
+        stranger = await squat(livekit_server, name, "mallory", agent=False)
+        try:
+            if mode == "on_join":  # an ended session again, so the start meets the squatter
+                state.marks.mark(ENDED_ROOM, name, 60)
+            refused = client.post("/livekit/token", json={})
+            assert refused.status_code == 409, refused.get_json()
+            message = refused.get_json()["error"]["message"]
+            assert "1 person is in it" in message and "clears when they leave" in message
+            listed = cli.invoke(args=["livekit", "rooms", "--all"])
+            assert name in listed.output and "users=1" in listed.output
+            assert cli.invoke(args=["livekit", "end", name]).exit_code == 1
+            forced = cli.invoke(args=["livekit", "end", "--force", name])
+            assert forced.exit_code == 0, forced.output
+            again = client.post("/livekit/token", json={})
+            assert again.status_code == 201, again.get_json()
+        finally:
+            await stranger.disconnect()
+            await close_rooms(livekit_server, [name])
+
+    asyncio.run(scenario())
