@@ -21,7 +21,7 @@ from livekit import api
 
 from . import signals
 from .access import authorize, require_room, resign_if_rotated
-from .claims import ENDED_KEY, claim, clear, find_squatter
+from .claims import ENDED_KEY, claim, clear, find_squatter, occupied_message, squatter
 from .config import MAX_METADATA_BYTES
 from .envelope import Envelope, OnboardingRoom, job_metadata
 from .errors import (
@@ -225,13 +225,22 @@ def issue_invitee_token(
 def session_status(state: OnboardingState, caller: Identity, room_name: str) -> SessionStatus:
     """The onboarding room ``room_name`` and its participants, if ``caller`` may view it.
 
-    The caller's own ``on_join`` room that nobody has joined yet is reported as not started.
+    The caller's own ``on_join`` room that nobody has joined yet is reported as not started,
+    as is whatever their next start replaces (an ended session's marker, an empty room); a
+    room under their name that strangers hold answers 409 saying what it is.
     """
     binding = state.config.binding
     if room_name == binding.room_name_for(caller.identity):
         info = live_room(state.livekit, room_name)
         if info is not None and binding.stale(info):
             close_stale_room(state.livekit, room_name)
+            info = None
+        found = squatter(state, info) if info is not None else None
+        if found is not None:
+            # Not a session: the caller's next start clears it, unless strangers hold it.
+            others = [identity for identity in found.people if identity != caller.identity]
+            if others and found.kind == "not-onboarding":
+                raise RoomOccupied(occupied_message(found, len(others)))
             info = None
         if info is None:
             pending = OnboardingRoom(name=room_name, owner=caller.identity)

@@ -194,3 +194,20 @@ def test_the_host_ends_a_session_from_its_own_code(
     assert agent_fake.agent_dispatch.deleted
     assert "without an onboarding session" in str(refused.value.description)
     assert agent_fake.room.rooms == {}
+
+
+def test_the_status_of_the_users_own_name_never_says_not_found_for_what_blocks_them(
+    app: Flask, fake: FakeLiveKit
+) -> None:
+    name = own_name(app)
+    client = app.test_client()
+    fake.add_room(name, metadata="", participants=[("agent-AJ_1", "agent", AGENT)])
+
+    cleared_next = client.get(f"/livekit/rooms/{name}")
+    fake.room.participants[name] = [api.ParticipantInfo(identity="mallory", kind=PERSON)]
+    blocked = client.get(f"/livekit/rooms/{name}")
+
+    assert cleared_next.status_code == 200
+    assert (cleared_next.json["exists"], cleared_next.json["started"]) == (False, False)
+    assert blocked.status_code == 409
+    assert blocked.json["error"]["code"] == "room_occupied"
