@@ -151,6 +151,7 @@ def rooms_command(as_json: bool, limit: int, show_all: bool) -> None:
         shown = rooms[:limit]
         counts = headcounts(state.livekit, [room.name for room in shown])
         others = _other_rooms(state) if show_all else []
+        hidden = 0 if show_all or as_json else _count_other_rooms(state, rooms)
     now = int(time.time())
     if as_json:
         rows = [_room_row(r, counts.get(r.name), now) for r in shown]
@@ -168,6 +169,16 @@ def rooms_command(as_json: bool, limit: int, show_all: bool) -> None:
                 f"agents={row['agents']}  age={_age(row['age_seconds'])}"
             )
         click.echo("End one with: flask livekit end --force ROOM")
+    if hidden:
+        click.echo(
+            f"{hidden} other room(s) under the onboarding prefix carry no session of this "
+            "deployment: see flask livekit rooms --all."
+        )
+
+
+def _count_other_rooms(state: OnboardingState, sessions_live: list[OnboardingRoom]) -> int:
+    live = rooms_under_prefix(state.livekit, state.config.binding.prefix)
+    return len(live) - len({room.name for room in sessions_live} & {r.name for r in live})
 
 
 def _other_rooms(state: OnboardingState) -> list[Squatter]:

@@ -137,6 +137,8 @@ def test_the_cli_lists_rooms_squatting_the_prefix_and_ends_them_by_force(
     refused = run(app, "end", name)
 
     assert name not in plain.stdout
+    assert "1 other room(s) under the onboarding prefix" in plain.stdout
+    assert "flask livekit rooms --all" in plain.stdout
     assert name in listed.stdout and "not-onboarding" in listed.stdout
     assert "users=1" in listed.stdout
     assert json.loads(as_json.stdout) == [
