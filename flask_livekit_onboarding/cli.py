@@ -21,6 +21,7 @@ from flask.cli import AppGroup
 from livekit import api
 
 from . import invites, sessions
+from .claims import Squatter, squatter
 from .config import OnboardingConfig, load_config
 from .dedupe import MemoryDedupe
 from .envelope import OnboardingRoom
@@ -31,13 +32,14 @@ from .errors import (
     LiveKitTimeout,
     LiveKitUnavailable,
     RoomNotFound,
+    RoomOccupied,
     ValidationFailed,
 )
 from .health import check_health
 from .hooks import Identity
 from .limits import check_json, check_name
 from .roles import INVITE_ROLES
-from .rooms import Headcount, headcounts
+from .rooms import Headcount, headcounts, rooms_under_prefix
 from .state import OnboardingState, get_state
 
 livekit_cli = AppGroup("livekit", help="Onboarding sessions on LiveKit.")
@@ -127,7 +129,14 @@ def token_command(
     show_default=True,
     help="Show at most this many rooms, newest first.",
 )
-def rooms_command(as_json: bool, limit: int) -> None:
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also list rooms under the onboarding prefix that carry no session of this "
+    "deployment (ended-session markers, stale copies, rooms re-created by a late join).",
+)
+def rooms_command(as_json: bool, limit: int, show_all: bool) -> None:
     """List the live onboarding rooms, newest first: name, owner, users, agents, age, and the
     step and outcome the session's agent reported.
 
@@ -141,10 +150,62 @@ def rooms_command(as_json: bool, limit: int) -> None:
         rooms = sessions.list_sessions(state)[::-1]
         shown = rooms[:limit]
         counts = headcounts(state.livekit, [room.name for room in shown])
+        others = _other_rooms(state) if show_all else []
+        hidden = 0 if show_all or as_json else _count_other_rooms(state, rooms)
     now = int(time.time())
     if as_json:
-        click.echo(json.dumps([_room_row(r, counts.get(r.name), now) for r in shown], indent=2))
+        rows = [_room_row(r, counts.get(r.name), now) for r in shown]
+        rows += [_other_row(found, now) for found in others]
+        click.echo(json.dumps(rows, indent=2))
         return
+    _print_sessions(rooms, shown, counts, now)
+    if others:
+        click.echo("")
+        click.echo("Rooms under the onboarding prefix without a session of this deployment:")
+        for found in others:
+            row = _other_row(found, now)
+            click.echo(
+                f"{_printable(row['room_name'])}  {row['kind']}  users={row['users']}  "
+                f"agents={row['agents']}  age={_age(row['age_seconds'])}"
+            )
+        click.echo("End one with: flask livekit end --force ROOM")
+    if hidden:
+        click.echo(
+            f"{hidden} other room(s) under the onboarding prefix carry no session of this "
+            "deployment: see flask livekit rooms --all."
+        )
+
+
+def _count_other_rooms(state: OnboardingState, sessions_live: list[OnboardingRoom]) -> int:
+    live = rooms_under_prefix(state.livekit, state.config.binding.prefix)
+    return len(live) - len({room.name for room in sessions_live} & {r.name for r in live})
+
+
+def _other_rooms(state: OnboardingState) -> list[Squatter]:
+    found = (
+        squatter(state, room)
+        for room in rooms_under_prefix(state.livekit, state.config.binding.prefix)
+    )
+    return [item for item in found if item is not None]
+
+
+def _other_row(found: Squatter, now: int) -> dict[str, Any]:
+    return {
+        "room_name": found.room.name,
+        "kind": found.kind,
+        "what": found.describe(),
+        "users": len(found.people),
+        "agents": found.agents,
+        "age_seconds": max(0, now - int(found.room.creation_time)),
+    }
+
+
+def _print_sessions(
+    rooms: list[OnboardingRoom],
+    shown: list[OnboardingRoom],
+    counts: dict[str, Headcount | None],
+    now: int,
+) -> None:
     if not rooms:
         click.echo("No onboarding rooms are live.")
         return
@@ -168,11 +229,21 @@ def rooms_command(as_json: bool, limit: int) -> None:
 
 @livekit_cli.command("end")
 @click.argument("room_name")
-def end_command(room_name: str) -> None:
-    """End the onboarding session in ROOM_NAME: close the room and disconnect everyone."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also close a room under the onboarding prefix that carries no session of this "
+    "deployment (see `flask livekit rooms --all`).",
+)
+def end_command(room_name: str, force: bool) -> None:
+    """End the onboarding session in ROOM_NAME: cancel its agent dispatches, close the room
+    and disconnect everyone."""
     state = _state(_app())
     with _livekit_errors(state.config):
-        room = sessions.end_session(state, None, room_name)
+        try:
+            room = sessions.end_session(state, None, room_name, force=force)
+        except RoomOccupied as error:
+            raise click.ClickException(error.description or "") from None
     click.echo(f"Ended {room.name}: the room is closed and everyone in it disconnected.")
 
 

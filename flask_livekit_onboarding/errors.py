@@ -203,6 +203,15 @@ class ContextConflict(ApiError, wz.Conflict):
     description = "The room's context was changed by someone else meanwhile; send the update again."
 
 
+class RoomOccupied(ApiError, wz.Conflict):
+    """A live room under the name a session needs carries no onboarding session of this
+    deployment and has people in it: the library does not close it under them."""
+
+    code = 409
+    error_code = "room_occupied"
+    description = "The room is live without an onboarding session of this deployment."
+
+
 class ContextBusy(ApiError, wz.ServiceUnavailable):
     """Another update of the same room held it too long, or LiveKit did not confirm the write."""
 

@@ -147,6 +147,18 @@ class LiveKitOnboarding:
             room = sessions.update_context(state, None, room_name, context, mode)
         return dict(room.context)
 
+    def end_session(self, room_name: str, *, force: bool = False, app: Flask | None = None) -> None:
+        """End a live session as the host: cancel its agent dispatches, close the room and
+        disconnect everyone (no access check).
+
+        ``force`` also closes a room under the onboarding prefix that carries no session of
+        this deployment (as ``flask livekit end --force`` does); without it such a room raises
+        a 409 ``room_occupied`` that says what it is. A room that is not live raises 404.
+        """
+        state = get_state(app)
+        with (app or current_app).app_context():
+            sessions.end_session(state, None, room_name, force=force)
+
     def health(self, app: Flask | None = None, timeout: float | None = None) -> Health:
         """Whether LiveKit (and Redis, where configured) answer, within ``timeout`` seconds
         (default: ``LIVEKIT_ONBOARDING_REQUEST_TIMEOUT``); for readiness probes."""

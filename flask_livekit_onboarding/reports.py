@@ -33,6 +33,7 @@ from flask import Flask
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import signals
+from .claims import ENDED_KEY
 from .config import MAX_METADATA_BYTES
 from .envelope import OnboardingRoom
 from .errors import BadRequest, ReportConflict, RoomNotFound, ValidationFailed
@@ -40,7 +41,6 @@ from .jsondepth import too_deep
 from .limits import check_json
 from .locks import confirm_metadata, lock_bounds
 from .rooms import live_room, update_room_metadata
-from .sessions import ENDED_KEY
 from .signals import send_contained
 from .state import OnboardingState
 from .validation import checked, validated

@@ -132,6 +132,35 @@ def delete_room(livekit: LiveKitClient, name: str) -> None:
     _room_call(livekit, name, lambda lk: lk.room.delete_room(request))
 
 
+def cancel_dispatches(livekit: LiveKitClient, name: str) -> int:
+    """Cancel every agent dispatch of room ``name`` (LiveKit's AgentDispatch API); return
+    how many there were. An agent whose job is cancelled never joins, so it cannot re-create
+    the room of a session that ended before it arrived."""
+
+    async def cancel(lk: api.LiveKitAPI) -> int:
+        try:
+            dispatches = await lk.agent_dispatch.list_dispatch(room_name=name)
+        except api.TwirpError:  # the room is gone, and its dispatches with it
+            return 0
+        for dispatch in dispatches:
+            try:
+                await lk.agent_dispatch.delete_dispatch(dispatch.id, name)
+            except api.TwirpError:  # already done or gone
+                continue
+        return len(dispatches)
+
+    return livekit.call(cancel)
+
+
+def rooms_under_prefix(livekit: LiveKitClient, prefix: str) -> list[api.Room]:
+    """Every live LiveKit room whose name starts with ``prefix``, onboarding room or not."""
+    response = livekit.call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest()))
+    return sorted(
+        (room for room in response.rooms if room.name.startswith(prefix)),
+        key=lambda room: room.creation_time,
+    )
+
+
 def _room_call(livekit: LiveKitClient, name: str, fn: LiveKitCall[T]) -> T:
     """Call LiveKit about one room; its ``not_found`` becomes our 404."""
     try:

@@ -8,7 +8,6 @@ onboarding room of this deployment.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import secrets
@@ -22,15 +21,24 @@ from livekit import api
 
 from . import signals
 from .access import authorize, require_room, resign_if_rotated
+from .claims import ENDED_KEY, claim, clear, find_squatter, occupied_message, squatter
 from .config import MAX_METADATA_BYTES
 from .envelope import Envelope, OnboardingRoom, job_metadata
-from .errors import ApiError, ConfigurationError, Forbidden, RoomNotFound, ValidationFailed
+from .errors import (
+    ApiError,
+    ConfigurationError,
+    Forbidden,
+    RoomNotFound,
+    RoomOccupied,
+    ValidationFailed,
+)
 from .hooks import Identity
 from .limits import check_client_notes, check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
 from .marks import ENDED_ROOM, REVOKED_GUEST
 from .roles import Role
 from .rooms import (
+    cancel_dispatches,
     close_stale_room,
     create_room,
     delete_room,
@@ -48,8 +56,6 @@ from .tokens import JOIN_GRACE, mint_participant_token
 
 logger = logging.getLogger(__name__)
 
-#: The metadata key of the marker room left where a session ended (``new`` policy).
-ENDED_KEY = "onboarding_ended"
 #: How a context update combines with the room's current context.
 ContextMode = Literal["merge", "replace"]
 CONTEXT_MODES: tuple[ContextMode, ...] = ("merge", "replace")
@@ -219,13 +225,22 @@ def issue_invitee_token(
 def session_status(state: OnboardingState, caller: Identity, room_name: str) -> SessionStatus:
     """The onboarding room ``room_name`` and its participants, if ``caller`` may view it.
 
-    The caller's own ``on_join`` room that nobody has joined yet is reported as not started.
+    The caller's own ``on_join`` room that nobody has joined yet is reported as not started,
+    as is whatever their next start replaces (an ended session's marker, an empty room); a
+    room under their name that strangers hold answers 409 saying what it is.
     """
     binding = state.config.binding
     if room_name == binding.room_name_for(caller.identity):
         info = live_room(state.livekit, room_name)
         if info is not None and binding.stale(info):
             close_stale_room(state.livekit, room_name)
+            info = None
+        found = squatter(state, info) if info is not None else None
+        if found is not None:
+            # Not a session: the caller's next start clears it, unless strangers hold it.
+            others = [identity for identity in found.people if identity != caller.identity]
+            if others and found.kind == "not-onboarding":
+                raise RoomOccupied(occupied_message(found, len(others)))
             info = None
         if info is None:
             pending = OnboardingRoom(name=room_name, owner=caller.identity)
@@ -324,18 +339,30 @@ def _authorize_update(
         authorize(state.hooks, caller, room, "update_client")
 
 
-def end_session(state: OnboardingState, caller: Identity | None, room_name: str) -> OnboardingRoom:
+def end_session(
+    state: OnboardingState, caller: Identity | None, room_name: str, *, force: bool = False
+) -> OnboardingRoom:
     """Close the onboarding room ``room_name``; everyone in it is disconnected.
+
+    The session's agent dispatches are cancelled first, so an agent that has not joined yet
+    never arrives (and cannot re-create the room). A room live under an onboarding name
+    without a session of this deployment (see :mod:`.claims`) is closed by the user whose
+    name it is when nobody else is in it, and by the host (``caller`` None) with ``force``;
+    otherwise the answer says what it is (409).
 
     With ``on_join`` a token issued before the end still carries the room configuration until
     its join deadline, so the ended room is replaced by a marker room (no envelope, no agent)
     that holds the name until every such deadline has passed. ``eager`` tokens carry no room
     configuration: a kept token can only open an empty room.
     """
-    room = require_room(state, room_name, caller, "end")
+    try:
+        room = require_room(state, room_name, caller, "end")
+    except RoomNotFound:
+        return _end_squatter(state, caller, room_name, force)
     _note_participants(state, room)
     summary = begin_summary(state, room)
     try:
+        _cancel_dispatches(state, room.name)
         delete_room(state.livekit, room.name)
     except Exception:
         abandon_summary(state, room, summary)
@@ -361,6 +388,52 @@ def end_session(state: OnboardingState, caller: Identity | None, room_name: str)
     )
     finish_summary(_app(), state, room, summary)
     return room
+
+
+def _end_squatter(
+    state: OnboardingState, caller: Identity | None, room_name: str, force: bool
+) -> OnboardingRoom:
+    """End the room live under ``room_name`` that carries no session of this deployment."""
+    found = find_squatter(state, room_name)
+    if found is None:
+        raise RoomNotFound(f"No onboarding room named {room_name!r}.")
+    if found.kind == "ended-marker" and not force:
+        # The marker keeps tokens of the ended session out; the owner's next start replaces it.
+        raise RoomNotFound(f"The session in {room_name!r} has already ended.")
+    if caller is None:
+        if not force:
+            raise RoomOccupied(
+                f"The room {room_name!r} is live but holds {found.describe()} "
+                f"({len(found.people)} people, {found.agents} agents); end it with force "
+                "(flask livekit end --force)."
+            )
+        clear(state, found, owner=None, force=True)
+    elif room_name == state.config.binding.room_name_for(caller.identity):
+        # The name is derived from this user's identity with this deployment's key: whatever
+        # is live under it stands in their way, and is theirs to clear.
+        clear(state, found, owner=caller.identity, force=False)
+    else:
+        # Possibly another deployment's session under the same prefix: not for staff to end.
+        raise RoomNotFound(f"No onboarding room named {room_name!r}.")
+    logger.info(
+        "room %r (%s) ended by %r",
+        room_name,
+        found.kind,
+        caller.identity if caller is not None else "the host",
+        extra={"room_name": room_name},
+    )
+    return OnboardingRoom(name=room_name, owner=caller.identity if caller is not None else "")
+
+
+def _cancel_dispatches(state: OnboardingState, name: str) -> None:
+    """Cancel the room's agent dispatches; the end goes ahead if LiveKit refuses."""
+    try:
+        cancelled = cancel_dispatches(state.livekit, name)
+    except ApiError as error:
+        logger.warning("dispatches of %r not cancelled: %s", name, error.error_code)
+        return
+    if cancelled:
+        logger.info("cancelled %d agent dispatch(es) of %r", cancelled, name)
 
 
 def _note_participants(state: OnboardingState, room: OnboardingRoom) -> None:
@@ -436,19 +509,13 @@ def _create_or_resume(
     """Create the room (``eager``); the live session's settings if one was resumed instead.
 
     A room already live under this generated name without a live session of this deployment
-    (an empty room a kept token's join created, or a stale one) is closed and made anew.
+    (an empty room a late agent or a kept token's join created, or a stale one) is closed and
+    made anew; one that holds other people is reported (409).
     """
     name = settings.name
-    live = state.config.binding.read(create_room(state.livekit, settings))
-    if live is None:
-        logger.info("room %r held no live onboarding session; replacing it", name)
-        with contextlib.suppress(RoomNotFound):
-            delete_room(state.livekit, name)
-        live = state.config.binding.read(create_room(state.livekit, settings))
-    if live is None or live.envelope is None:
-        raise Forbidden(
-            f"The room {name!r} is live but is not an onboarding room of this deployment."
-        )
+    live = state.config.binding.read(claim(state, settings, caller.identity))
+    if live is None or live.envelope is None:  # pragma: no cover - claim returns ours
+        raise RoomOccupied(f"The room {name!r} is not an onboarding room of this deployment.")
     if live.session_id == envelope.session_id:
         _announce_new_room(state, name, caller, envelope)
         return None
@@ -475,9 +542,7 @@ def _replace_ended_marker(
 ) -> None:
     """Open the caller's new ``on_join`` session in place of the marker their ended one left:
     created now (as ``eager`` does), so no token kept from before the end can take the name."""
-    with contextlib.suppress(RoomNotFound):
-        delete_room(state.livekit, settings.name)
-    create_room(state.livekit, settings)
+    claim(state, settings, caller.identity)
     state.marks.clear(ENDED_ROOM, settings.name)
     _announce_new_room(state, settings.name, caller, envelope)
 

@@ -51,6 +51,7 @@ _DEVSERVER_EXPORTS = frozenset(
 
 __all__ = [
     "LIVEKIT_SERVER_VERSION",
+    "FakeAgentDispatchService",
     "FakeLiveKit",
     "FakeRoomService",
     "check_dedupe_store",
@@ -76,6 +77,8 @@ class FakeRoomService:
     def __init__(self) -> None:
         self.rooms: dict[str, api.Room] = {}
         self.participants: dict[str, list[api.ParticipantInfo]] = {}
+        #: The agent dispatches each room was created with, until cancelled or closed.
+        self.dispatches: dict[str, list[api.AgentDispatch]] = {}
         #: Every request received, in order.
         self.requests: list[Any] = []
         #: Drop a room right after it was looked up, as if it closed in between.
@@ -95,6 +98,15 @@ class FakeRoomService:
                 creation_time=int(time.time()),
             )
             self.rooms[request.name] = room
+            self.dispatches[request.name] = [
+                api.AgentDispatch(
+                    id=f"AD_{request.name[-6:]}_{index}",
+                    agent_name=agent.agent_name,
+                    room=request.name,
+                    metadata=agent.metadata,
+                )
+                for index, agent in enumerate(request.agents)
+            ]
         return room
 
     async def list_rooms(self, request: api.ListRoomsRequest) -> api.ListRoomsResponse:
@@ -127,7 +139,31 @@ class FakeRoomService:
             raise _not_found("room")
         del self.rooms[request.room]
         self.participants.pop(request.room, None)
+        self.dispatches.pop(request.room, None)
         return api.DeleteRoomResponse()
+
+
+class FakeAgentDispatchService:
+    """The agent dispatches of the fake rooms, answering like LiveKit's AgentDispatchService."""
+
+    def __init__(self, rooms: FakeRoomService) -> None:
+        self._rooms = rooms
+        #: Dispatch ids cancelled, in order.
+        self.deleted: list[str] = []
+
+    async def list_dispatch(self, room_name: str) -> list[api.AgentDispatch]:
+        if room_name not in self._rooms.rooms:
+            raise _not_found("room")
+        return list(self._rooms.dispatches.get(room_name, []))
+
+    async def delete_dispatch(self, dispatch_id: str, room_name: str) -> api.AgentDispatch:
+        dispatches = self._rooms.dispatches.get(room_name, [])
+        for dispatch in dispatches:
+            if dispatch.id == dispatch_id:
+                dispatches.remove(dispatch)
+                self.deleted.append(dispatch_id)
+                return dispatch
+        raise _not_found("dispatch")
 
 
 class FakeLiveKit:
@@ -141,6 +177,7 @@ class FakeLiveKit:
 
     def __init__(self, binding: RoomBinding | None = None) -> None:
         self.room = FakeRoomService()
+        self.agent_dispatch = FakeAgentDispatchService(self.room)
         #: Signs the rooms :meth:`add_room` puts in place (the app's ``config.binding``).
         self.binding = binding
         self.fail_with: Exception | None = None

@@ -31,7 +31,7 @@ import os
 import time
 from typing import Any
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import AgentServer, AutoSubscribe, JobContext
 from livekit.agents.telemetry import set_tracer_provider, tracer
 from opentelemetry import context, propagate
@@ -62,6 +62,9 @@ RATE = 2.0
 #: (livekit-agents' own default is an hour). Job processes then get ``SHUTDOWN_TIMEOUT``.
 DRAIN_TIMEOUT = int(os.environ.get("ONBOARDING_AGENT_DRAIN_TIMEOUT", "10"))
 SHUTDOWN_TIMEOUT = 5.0
+#: Seconds a job waits before it joins (default 0): reproduces an agent that arrives late, as
+#: a busy worker does, to test that a session ended meanwhile stays ended.
+JOIN_DELAY = float(os.environ.get("ONBOARDING_AGENT_JOIN_DELAY", "0"))
 
 
 def _job_load(server: AgentServer) -> float:
@@ -303,6 +306,17 @@ async def onboarding_session(ctx: JobContext) -> None:
         await _join(ctx)
 
 
+async def _session_is_live(ctx: JobContext, envelope: Envelope) -> bool:
+    """Whether the job's session still holds its room: the room is live and carries it."""
+    name = ctx.job.room.name
+    try:
+        response = await ctx.api.room.list_rooms(api.ListRoomsRequest(names=[name]))
+    except Exception:  # noqa: BLE001 - unsure: join, and check the room's metadata after
+        return True
+    live = (Envelope.from_metadata(room.metadata) for room in response.rooms if room.name == name)
+    return any(found is not None and found.session_id == envelope.session_id for found in live)
+
+
 async def _join(ctx: JobContext) -> None:
     # The server built the job metadata: the envelope as it was when the session started.
     envelope = Envelope.from_metadata(ctx.job.metadata)
@@ -311,9 +325,22 @@ async def _join(ctx: JobContext) -> None:
         logger.warning("%s was re-created after its session; not joining", ctx.job.room.name)
         ctx.shutdown("stale onboarding room")
         return
+    if JOIN_DELAY > 0:
+        await asyncio.sleep(JOIN_DELAY)
+    if envelope is not None and not await _session_is_live(ctx, envelope):
+        # Joining would re-create the room of an ended session, or sit beside the agent of
+        # the session that now holds the name.
+        logger.warning("%s: its session ended before the agent joined", ctx.job.room.name)
+        ctx.shutdown("session ended")
+        return
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
     # The room metadata is the live copy (PATCH /context updates it); prefer it once joined.
-    envelope = Envelope.from_metadata(ctx.room.metadata) or envelope
+    live = Envelope.from_metadata(ctx.room.metadata)
+    if envelope is not None and (live is None or live.session_id != envelope.session_id):
+        logger.warning("%s holds another session than this job's; leaving", ctx.room.name)
+        ctx.shutdown("session ended")
+        return
+    envelope = live or envelope
     if envelope is None:
         logger.warning("%s is not an onboarding room; leaving", ctx.room.name)
         ctx.shutdown("not an onboarding room")
