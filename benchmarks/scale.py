@@ -42,7 +42,7 @@ from .httpload import Request, drive, latency_summary, percentile
 from .load import LoadSettings, find_wrk, run_wrk
 from .scale_app import LOCK_WAITS_PATH, STAFF, USER_HEADER
 from .scale_report import write_scale
-from .serve import GunicornServer, ServerSettings, free_port, rss_bytes
+from .serve import ROOT, GunicornServer, ServerSettings, free_port, rss_bytes
 
 TOKEN_MODES = ("eager", "on_join")
 LEDGERS = ("memory", "redis")
@@ -114,9 +114,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def vars_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings as JSON; paths inside the repository relative to it."""
     return {
-        key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
+        key: _shown(value) if isinstance(value, Path) else value
+        for key, value in vars(args).items()
     }
+
+
+def _shown(path: Path) -> str:
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
 class Bench:
