@@ -129,18 +129,9 @@ def issue_token(
         # Only an on_join token that starts a session carries the room configuration: LiveKit
         # copies it into every refresh token, so it must never outlive its join deadline.
         carried = settings if room_config else None
-        token = mint_participant_token(
-            state.config,
-            room_name=settings.name,
-            identity=participant.identity,
-            name=name,
-            metadata=participant.metadata,
-            attributes=participant.attributes,
-            room_config=carried,
-            ttl=expires_in,
-            role=role,
+        return _participant_token(
+            state, participant, settings.name, role, expires_in, room_config=carried
         )
-        return check_participant_token(token, state.config, participant, carried)
 
     resumed: bool | None
     if room_name is not None:
@@ -198,18 +189,9 @@ def issue_invitee_token(
     """
     name = participant.name or participant.identity
     expires_in = state.config.token_ttl
-    token = mint_participant_token(
-        state.config,
-        room_name=room.name,
-        identity=participant.identity,
-        name=name,
-        metadata=participant.metadata,
-        attributes=participant.attributes,
-        ttl=expires_in,
-        role=role,
-        invited_by=invited_by,
+    token = _participant_token(
+        state, participant, room.name, role, expires_in, invited_by=invited_by
     )
-    check_participant_token(token, state.config, participant)
     send_contained(
         signals.token_issued,
         _app(),
@@ -220,6 +202,32 @@ def issue_invitee_token(
         role=role,
     )
     return IssuedToken(state.config.public_url, token, room.name, name, expires_in, True)
+
+
+def _participant_token(
+    state: OnboardingState,
+    participant: Identity,
+    room_name: str,
+    role: Role,
+    ttl: int,
+    *,
+    room_config: api.RoomConfiguration | None = None,
+    invited_by: str | None = None,
+) -> str:
+    """``participant``'s token for ``room_name`` as ``role``, within the token size bound."""
+    token = mint_participant_token(
+        state.config,
+        room_name=room_name,
+        identity=participant.identity,
+        name=participant.name or participant.identity,
+        metadata=participant.metadata,
+        attributes=participant.attributes,
+        room_config=room_config,
+        ttl=ttl,
+        role=role,
+        invited_by=invited_by,
+    )
+    return check_participant_token(token, state.config, participant, room_config)
 
 
 def session_status(state: OnboardingState, caller: Identity, room_name: str) -> SessionStatus:
