@@ -122,7 +122,6 @@ def issue_token(
     participant = participant or caller
     agents = tuple(agents)
     expires_in = ttl or state.config.token_ttl
-    name = participant.name or participant.identity
     role: Role = "owner"
 
     def mint(settings: api.RoomConfiguration, room_config: bool = False) -> str:
@@ -162,16 +161,7 @@ def issue_token(
         elif state.marks.marked(ENDED_ROOM, settings.name):
             _replace_ended_marker(state, caller, settings, envelope)
             resumed = False
-    send_contained(
-        signals.token_issued,
-        _app(),
-        room_name=settings.name,
-        identity=participant,
-        participant_name=name,
-        expires_in=expires_in,
-        role=role,
-    )
-    return IssuedToken(state.config.public_url, token, settings.name, name, expires_in, resumed)
+    return _issued(state, participant, settings.name, role, token, expires_in, resumed)
 
 
 def issue_invitee_token(
@@ -187,21 +177,34 @@ def issue_invitee_token(
     The token carries no room configuration: should the session end before the join, it
     joins no onboarding room and never brings the session back.
     """
-    name = participant.name or participant.identity
     expires_in = state.config.token_ttl
     token = _participant_token(
         state, participant, room.name, role, expires_in, invited_by=invited_by
     )
+    return _issued(state, participant, room.name, role, token, expires_in, True)
+
+
+def _issued(
+    state: OnboardingState,
+    participant: Identity,
+    room_name: str,
+    role: Role,
+    token: str,
+    expires_in: int,
+    resumed: bool | None,
+) -> IssuedToken:
+    """Announce a token minted for ``participant`` (``token_issued``) and hand it out."""
+    name = participant.name or participant.identity
     send_contained(
         signals.token_issued,
         _app(),
-        room_name=room.name,
+        room_name=room_name,
         identity=participant,
         participant_name=name,
         expires_in=expires_in,
         role=role,
     )
-    return IssuedToken(state.config.public_url, token, room.name, name, expires_in, True)
+    return IssuedToken(state.config.public_url, token, room_name, name, expires_in, resumed)
 
 
 def _participant_token(
