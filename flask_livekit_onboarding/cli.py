@@ -37,7 +37,7 @@ from .errors import (
 )
 from .health import check_health
 from .hooks import Identity
-from .limits import check_json, check_name
+from .livekit_limits import check_json, check_name
 from .roles import INVITE_ROLES
 from .rooms import Headcount, headcounts, rooms_under_prefix
 from .state import OnboardingState, get_state

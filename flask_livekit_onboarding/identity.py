@@ -14,7 +14,7 @@ from flask import session
 
 from .errors import ConfigurationError, Forbidden, Unauthorized
 from .hooks import Identity
-from .limits import check_identity
+from .livekit_limits import check_identity
 from .marks import REVOKED_GUEST
 from .roles import SERVER_ATTRIBUTES
 from .state import OnboardingState

@@ -44,7 +44,7 @@ from .errors import (
 from .hooks import Identity
 from .identity import current_identity, guest_identity, participant_identity
 from .invite_store import Invite, Redemption
-from .limits import check_name
+from .livekit_limits import check_name
 from .roles import INVITE_ROLES, ROLE_ATTRIBUTE, InviteRole
 from .rooms import find_room, list_participants
 from .sessions import IssuedToken, issue_invitee_token

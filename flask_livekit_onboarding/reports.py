@@ -38,7 +38,7 @@ from .config import MAX_METADATA_BYTES
 from .envelope import OnboardingRoom
 from .errors import BadRequest, ReportConflict, RoomNotFound, ValidationFailed
 from .jsondepth import too_deep
-from .limits import check_json
+from .livekit_limits import check_json
 from .locks import confirm_metadata, lock_bounds
 from .rooms import live_room, update_room_metadata
 from .signals import send_contained

@@ -33,7 +33,7 @@ from .errors import (
     ValidationFailed,
 )
 from .hooks import Identity
-from .limits import check_client_notes, check_participant_token, check_stored_json
+from .livekit_limits import check_client_notes, check_participant_token, check_stored_json
 from .locks import confirm_metadata, lock_bounds
 from .marks import ENDED_ROOM, REVOKED_GUEST
 from .roles import Role

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 from .config import MAX_METADATA_BYTES, MAX_NAME_LENGTH
 from .errors import ValidationFailed
-from .limits import (
+from .livekit_limits import (
     MAX_BODY_DEPTH,
     check_attributes,
     check_json,

@@ -28,7 +28,7 @@ from . import signals
 from .config import OnboardingConfig
 from .envelope import OnboardingRoom
 from .errors import BadRequest, Unauthorized
-from .limits import MAX_BODY_DEPTH, json_problem
+from .livekit_limits import MAX_BODY_DEPTH, json_problem
 from .roles import role_of
 from .room_directory import RememberedRoom
 from .rooms import close_stale_room, live_room

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, WithJsonSchema, model_validator
 
 from ..errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType, ValidationFailed
 from ..jsondepth import too_deep
-from ..limits import MAX_BODY_DEPTH, check_json
+from ..livekit_limits import MAX_BODY_DEPTH, check_json
 from ..sessions import CONTEXT_MODES, ContextMode
 from ..validation import checked, problem, validated
 
@@ -66,7 +66,7 @@ def read_json_object() -> dict[str, Any]:
     """The request's JSON object; an empty body counts as ``{}``.
 
     Wrong content type -> 415, invalid JSON, not an object or nested deeper than
-    :data:`~flask_livekit_onboarding.limits.MAX_BODY_DEPTH` -> 400, too large -> 413; a
+    :data:`~flask_livekit_onboarding.livekit_limits.MAX_BODY_DEPTH` -> 400, too large -> 413; a
     string that is not valid Unicode (a lone surrogate spelled ``\\ud800``) -> 422 naming it.
     """
     raw = read_body()

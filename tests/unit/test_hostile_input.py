@@ -14,7 +14,7 @@ from flask_livekit_onboarding import Identity, LiveKitOnboarding
 from flask_livekit_onboarding.config import DEFAULTS, load_config
 from flask_livekit_onboarding.errors import ConfigurationError
 from flask_livekit_onboarding.jsondepth import nesting_depth, too_deep
-from flask_livekit_onboarding.limits import MAX_BODY_DEPTH, json_problem
+from flask_livekit_onboarding.livekit_limits import MAX_BODY_DEPTH, json_problem
 from flask_livekit_onboarding.state import get_state
 from flask_livekit_onboarding.testing import FakeLiveKit, sign_webhook, webhook_body
 from tests.conftest import UNIT_CONFIG, HostUsers

@@ -12,7 +12,7 @@ from livekit import api
 from flask_livekit_onboarding.config import DEFAULTS, load_config
 from flask_livekit_onboarding.envelope import Envelope, RoomBinding
 from flask_livekit_onboarding.errors import ConfigurationError, ValidationFailed
-from flask_livekit_onboarding.limits import check_client_notes, check_name
+from flask_livekit_onboarding.livekit_limits import check_client_notes, check_name
 from tests.conftest import UNIT_CONFIG
 
 ROOM = "onboarding-abc"
