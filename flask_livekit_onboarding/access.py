@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from .caller import Caller
 from .envelope import OnboardingRoom
 from .errors import ApiError, Forbidden, RoomNotFound
 from .hooks import Hooks, Identity, RoomAction
@@ -40,24 +41,30 @@ def authorize(
 def require_room(
     state: OnboardingState,
     name: str,
-    identity: Identity | None,
+    caller: Caller,
     action: RoomAction,
     *,
     resign: bool = True,
 ) -> OnboardingRoom:
-    """The onboarding room ``name`` if ``identity`` may do ``action`` on it (404 / 403).
+    """The onboarding room ``name`` if ``caller`` may do ``action`` on it (404 / 403).
 
-    ``identity`` None is the operator (the CLI), who may act on any onboarding room. A room
-    still signed with a previous key of a rotation is signed anew (``resign``; off for a
-    caller that holds the room's lock and writes the envelope itself).
+    The host and operators may act on any onboarding room. A room still signed with a
+    previous key of a rotation is signed anew (``resign``; off for a caller that holds the
+    room's lock and writes the envelope itself).
     """
+    room = onboarding_room(state, name)
+    if not caller.trusted:
+        authorize(state.hooks, caller.person, room, action)
+    if resign:
+        resign_if_rotated(state, room)
+    return room
+
+
+def onboarding_room(state: OnboardingState, name: str) -> OnboardingRoom:
+    """The onboarding room ``name`` of this deployment, whoever asks (404 if none)."""
     room = find_room(state.livekit, name, state.config.binding)
     if room is None:
         raise RoomNotFound(f"No onboarding room named {name!r}.")
-    if identity is not None:
-        authorize(state.hooks, identity, room, action)
-    if resign:
-        resign_if_rotated(state, room)
     return room
 
 

@@ -100,7 +100,7 @@ def clear(state: OnboardingState, found: Squatter, *, owner: str | None, force: 
         delete_room(state.livekit, name)
 
 
-def claim(state: OnboardingState, settings: api.RoomConfiguration, owner: str) -> api.Room:
+def claim_room(state: OnboardingState, settings: api.RoomConfiguration, owner: str) -> api.Room:
     """Create the room of ``settings`` for ``owner``'s session, clearing a squatter in the way.
 
     Returns the room LiveKit has under the name: the new one, or a live session of this

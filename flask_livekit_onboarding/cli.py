@@ -21,6 +21,7 @@ from flask.cli import AppGroup
 from livekit import api
 
 from . import invites, sessions
+from .caller import Caller
 from .claims import Squatter, squatter
 from .config import OnboardingConfig, load_config
 from .dedupe import MemoryDedupe
@@ -37,10 +38,11 @@ from .errors import (
 )
 from .health import check_health
 from .hooks import Identity
-from .livekit_limits import check_json, check_name
+from .livekit_limits import MetadataRefused, check_json, check_name
 from .roles import INVITE_ROLES
 from .rooms import Headcount, headcounts, rooms_under_prefix
 from .state import OnboardingState, get_state
+from .token_flow import issue_token
 
 livekit_cli = AppGroup("livekit", help="Onboarding sessions on LiveKit.")
 
@@ -104,13 +106,16 @@ def token_command(
     context = _parse_context(context_json, state.config) if room_name is None else None
     with _livekit_errors(state.config):
         try:
-            issued = sessions.issue_token(
-                state, participant, room_name=room_name, context=context, ttl=ttl, as_operator=True
+            issued = issue_token(
+                state,
+                Caller.operator(acting_for=participant),
+                room_name=room_name,
+                context=context,
+                ttl=ttl,
             )
-        except ConfigurationError:
-            raise click.BadParameter(
-                "makes the room metadata larger than LiveKit's 64 KiB.", param_hint="--context"
-            ) from None
+        except MetadataRefused as refused:
+            message = (refused.description or "").removeprefix("context ")
+            raise click.BadParameter(message, param_hint="--context") from None
     if as_json:
         click.echo(json.dumps(issued.response_body(), indent=2))
         return
@@ -241,7 +246,7 @@ def end_command(room_name: str, force: bool) -> None:
     state = _state(_app())
     with _livekit_errors(state.config):
         try:
-            room = sessions.end_session(state, None, room_name, force=force)
+            room = sessions.end_session(state, Caller.operator(), room_name, force=force)
         except RoomOccupied as error:
             raise click.ClickException(error.description or "") from None
     click.echo(f"Ended {room.name}: the room is closed and everyone in it disconnected.")
@@ -289,7 +294,7 @@ def invite_command(
     with _livekit_errors(state.config):
         try:
             created = invites.create_invite(
-                state, None, room_name, role=role, ttl=ttl, max_uses=uses, label=label,
+                state, Caller.operator(), room_name, role=role, ttl=ttl, max_uses=uses, label=label,
                 guests=guests,
             )  # fmt: skip
         except (RoomNotFound, LiveKitError, LiveKitUnavailable, LiveKitTimeout):

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from flask import Flask, current_app
+from flask import Flask
 
 from . import invites, sessions
+from .caller import Caller
 from .cli import livekit_cli
 from .config import DEFAULTS, REQUIRED, OnboardingConfig, load_config
 from .csrf import CSRFProtector
@@ -26,6 +27,7 @@ from .marks import REVOKED_GUEST
 from .sessions import ContextMode
 from .state import EXTENSION_KEY, OnboardingState, get_state
 from .telemetry import Telemetry
+from .token_flow import token_flow_for
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=IdentityLoader)
@@ -105,9 +107,11 @@ class LiveKitOnboarding:
                 "for the overlap)."
             )
         app.extensions[EXTENSION_KEY] = OnboardingState(
+            app=app,
             config=config,
             hooks=self.hooks,
             livekit=livekit if livekit is not None else _default_client(config, telemetry),
+            token_flow=token_flow_for(config),
             dedupe=dedupe_store,  # type: ignore[arg-type]  # None: chosen from the config
             locks=room_locks,  # type: ignore[arg-type]
             csrf=csrf if csrf is not None else app.extensions.get("csrf"),
@@ -142,9 +146,7 @@ class LiveKitOnboarding:
         For the host's own code, e.g. when the user finishes a step elsewhere in the app;
         participants and agents see the change at once. Returns the new context.
         """
-        state = get_state(app)
-        with (app or current_app).app_context():
-            room = sessions.update_context(state, None, room_name, context, mode)
+        room = sessions.update_context(get_state(app), Caller.host(), room_name, context, mode)
         return dict(room.context)
 
     def end_session(self, room_name: str, *, force: bool = False, app: Flask | None = None) -> None:
@@ -155,9 +157,7 @@ class LiveKitOnboarding:
         this deployment (as ``flask livekit end --force`` does); without it such a room raises
         a 409 ``room_occupied`` that says what it is. A room that is not live raises 404.
         """
-        state = get_state(app)
-        with (app or current_app).app_context():
-            sessions.end_session(state, None, room_name, force=force)
+        sessions.end_session(get_state(app), Caller.host(), room_name, force=force)
 
     def health(self, app: Flask | None = None, timeout: float | None = None) -> Health:
         """Whether LiveKit (and Redis, where configured) answer, within ``timeout`` seconds
@@ -182,31 +182,25 @@ class LiveKitOnboarding:
         The result's ``code`` (and ``link``) are shown only now; send the code in the
         ``X-Onboarding-Invite`` header of the token request.
         """
-        state = get_state(app)
-        with (app or current_app).app_context():
-            return invites.create_invite(
-                state,
-                None,
-                room_name,
-                role=role,
-                ttl=ttl,
-                max_uses=max_uses,
-                label=label,
-                guests=guests,
-                inviter_name=inviter_name,
-            )
+        return invites.create_invite(
+            get_state(app),
+            Caller.host(),
+            room_name,
+            role=role,
+            ttl=ttl,
+            max_uses=max_uses,
+            label=label,
+            guests=guests,
+            inviter_name=inviter_name,
+        )
 
     def list_invites(self, room_name: str, *, app: Flask | None = None) -> list[Invite]:
         """The invites of the live session of ``room_name`` that can still admit somebody."""
-        state = get_state(app)
-        with (app or current_app).app_context():
-            return invites.list_invites(state, None, room_name)
+        return invites.list_invites(get_state(app), Caller.host(), room_name)
 
     def revoke_invite(self, room_name: str, invite_id: str, *, app: Flask | None = None) -> None:
         """Revoke an invite at once and disconnect whoever joined with it."""
-        state = get_state(app)
-        with (app or current_app).app_context():
-            invites.revoke_invite(state, None, room_name, invite_id)
+        invites.revoke_invite(get_state(app), Caller.host(), room_name, invite_id)
 
     def identity_loader(self, function: F) -> F:
         """Register the function telling who the current request's user is."""

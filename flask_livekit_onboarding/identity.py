@@ -1,6 +1,6 @@
 """Deciding who a request speaks for: the host's login hook, or a demo guest per browser.
 
-Every access decision uses the caller from :func:`current_identity`. Fields a client sends in
+Every access decision uses the caller from :func:`current_caller`. Fields a client sends in
 the token request may only become claims of the participant token, and only where the
 deployment allows client-chosen identities (:func:`participant_identity`).
 """
@@ -12,6 +12,7 @@ import time
 
 from flask import session
 
+from .caller import Caller
 from .errors import ConfigurationError, Forbidden, Unauthorized
 from .hooks import Identity
 from .livekit_limits import check_identity
@@ -22,6 +23,14 @@ from .token_request import TokenRequest
 
 #: The Flask session key holding a demo guest's identity, so one browser stays one guest.
 GUEST_SESSION_KEY = "livekit_onboarding_guest"
+
+
+def current_caller(state: OnboardingState) -> Caller:
+    """Who the current request speaks for: a user, or in demo mode this browser's guest."""
+    identity = current_identity(state)
+    if state.hooks.identity_loader is None:
+        return Caller.guest(identity)
+    return Caller.user(identity)
 
 
 def current_identity(state: OnboardingState) -> Identity:

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, current_app, has_request_context, request
+from flask import has_request_context, request
 from livekit import api
 
 from . import signals
 from .access import require_room
+from .caller import Caller
 from .errors import (
     Forbidden,
     InviteExpired,
@@ -47,9 +48,9 @@ from .invite_store import Invite, Redemption
 from .livekit_limits import check_name
 from .roles import INVITE_ROLES, ROLE_ATTRIBUTE, InviteRole
 from .rooms import find_room, list_participants
-from .sessions import IssuedToken, issue_invitee_token
 from .signals import send_contained
 from .state import OnboardingState
+from .token_flow import IssuedToken, invitee_token
 from .token_request import TokenRequest
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def invite_body(invite: Invite) -> dict[str, Any]:
 
 def create_invite(
     state: OnboardingState,
-    caller: Identity | None,
+    caller: Caller,
     room_name: str,
     *,
     role: str = "participant",
@@ -113,7 +114,7 @@ def create_invite(
     guests: bool = False,
     inviter_name: str | None = None,
 ) -> CreatedInvite:
-    """Invite somebody into the live session of ``room_name`` (``caller`` None: the host).
+    """Invite somebody into the live session of ``room_name``.
 
     422 names a bad option, or says the session has ``LIVEKIT_ONBOARDING_MAX_INVITES`` live
     invites already; 404 / 403 as for any room the caller may not invite to.
@@ -129,7 +130,7 @@ def create_invite(
     label = check_label(label)
     if not isinstance(guests, bool):
         raise ValidationFailed("guests must be true or false.", field="guests")
-    if guests and not _app().secret_key:
+    if guests and not state.app.secret_key:
         raise ValidationFailed(
             "Guests are kept in the Flask session: this app has no SECRET_KEY.", field="guests"
         )
@@ -137,9 +138,10 @@ def create_invite(
     now = int(time.time())
     invite_id = secrets.token_urlsafe(_ID_BYTES)
     secret = secrets.token_urlsafe(_SECRET_BYTES)
+    inviter = caller.identity
     if inviter_name is None:
-        inviter_name = _shown_name(state, room.name, caller.identity if caller else room.owner)
-        inviter_name = inviter_name or (caller.name or caller.identity if caller else room.owner)
+        inviter_name = _shown_name(state, room.name, inviter.identity if inviter else room.owner)
+        inviter_name = inviter_name or (inviter.name or inviter.identity if inviter else room.owner)
     invite = Invite(
         id=invite_id,
         room_name=room.name,
@@ -148,7 +150,7 @@ def create_invite(
         max_uses=uses,
         expires_at=now + lifetime,
         created_at=now,
-        created_by=caller.identity if caller is not None else "",
+        created_by=inviter.identity if inviter is not None else "",
         inviter_name=inviter_name,
         label=label,
         guests=guests,
@@ -162,9 +164,9 @@ def create_invite(
     logger.info("invite %s to room %r created (%s)", invite_id, room.name, checked_role)
     send_contained(
         signals.invite_created,
-        _app(),
+        state.app,
         room_name=room.name,
-        identity=caller,
+        identity=caller.identity,
         invite_id=invite_id,
         role=checked_role,
         max_uses=uses,
@@ -173,15 +175,13 @@ def create_invite(
     return CreatedInvite(invite, code, invite_link(state, room.name, code))
 
 
-def list_invites(state: OnboardingState, caller: Identity | None, room_name: str) -> list[Invite]:
+def list_invites(state: OnboardingState, caller: Caller, room_name: str) -> list[Invite]:
     """The invites of the live session of ``room_name`` that can still admit somebody."""
     room = require_room(state, room_name, caller, "invite")
     return state.invites.for_session(room.session_id, time.time())
 
 
-def revoke_invite(
-    state: OnboardingState, caller: Identity | None, room_name: str, invite_id: str
-) -> Invite:
+def revoke_invite(state: OnboardingState, caller: Caller, room_name: str, invite_id: str) -> Invite:
     """Revoke an invite at once, and disconnect whoever joined the room with it."""
     room = require_room(state, room_name, caller, "invite")
     invite = state.invites.get(invite_id) if _INVITE_ID.fullmatch(invite_id) else None
@@ -192,9 +192,9 @@ def revoke_invite(
     logger.info("invite %s to room %r revoked", invite_id, room.name)
     send_contained(
         signals.invite_revoked,
-        _app(),
+        state.app,
         room_name=room.name,
-        identity=caller,
+        identity=caller.identity,
         invite_id=invite_id,
     )
     return revoked
@@ -243,11 +243,11 @@ def redeem_invite(state: OnboardingState, code: str, token_request: TokenRequest
     if verdict == "unknown" or redeemed is None:
         raise InviteExpired()
     role: InviteRole = "viewer" if redeemed.role == "viewer" else "participant"
-    issued = issue_invitee_token(state, room, participant, role, invited_by=redeemed.inviter_name)
+    issued = invitee_token(state, room, participant, role, invited_by=redeemed.inviter_name)
     logger.info("invite %s admitted %r to room %r", invite_id, caller.identity, room.name)
     send_contained(
         signals.invite_redeemed,
-        _app(),
+        state.app,
         room_name=room.name,
         identity=participant,
         invite_id=invite_id,
@@ -368,7 +368,3 @@ def _remove(state: OnboardingState, room_name: str, identity: str) -> None:
         await lk.room.remove_participant(target)
 
     state.livekit.call(remove)
-
-
-def _app() -> Flask:
-    return current_app._get_current_object()  # type: ignore[attr-defined, no-any-return]

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livekit import api
 
 from .config import MAX_METADATA_BYTES, MAX_NAME_LENGTH, OnboardingConfig
 from .errors import ValidationFailed
 from .hooks import Identity
+
+if TYPE_CHECKING:
+    from .envelope import Envelope
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +144,34 @@ def check_client_notes(notes: Any, limit: int) -> None:
             "(LIVEKIT_ONBOARDING_MAX_CLIENT_BYTES).",
             field="client",
         )
+
+
+def room_metadata(envelope: Envelope, blame: str) -> str:
+    """The envelope as room metadata; 422 naming the field ``blame`` where LiveKit could not
+    store it (not plain JSON, or over LiveKit's 64 KiB)."""
+    try:
+        metadata = envelope.to_metadata()
+    except (TypeError, ValueError) as error:
+        raise MetadataRefused(
+            f"{blame} must be plain JSON (no NaN or Infinity).",
+            field=blame,
+            reason=f"a non-JSON value: {error}",
+        ) from None
+    if len(metadata.encode()) > MAX_METADATA_BYTES:
+        raise MetadataRefused(
+            f"{blame} makes the room metadata larger than LiveKit's 64 KiB.",
+            field=blame,
+            reason="a context larger than 64 KiB",
+        )
+    return metadata
+
+
+class MetadataRefused(ValidationFailed):
+    """Room metadata LiveKit could not store; ``reason`` says why in a few words."""
+
+    def __init__(self, description: str, *, field: str, reason: str) -> None:
+        super().__init__(description, field=field)
+        self.reason = reason
 
 
 def check_identity(identity: Identity, hook: str = "identity_loader") -> Identity:

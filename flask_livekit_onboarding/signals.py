@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from blinker import NamedSignal, Namespace
+from flask import Flask, current_app, has_app_context
 
 logger = logging.getLogger(__name__)
 _signals = Namespace()
@@ -48,29 +51,46 @@ def is_required(receiver: object) -> bool:
     return bool(getattr(receiver, _REQUIRED, False))
 
 
-def send_contained(signal: NamedSignal, sender: Any, **kwargs: Any) -> list[Any]:
-    """Call each receiver of ``signal`` for ``sender``; one that raises is logged and skipped.
+def send_contained(signal: NamedSignal, sender: Flask, **kwargs: Any) -> list[Any]:
+    """Call each receiver of ``signal`` for the app ``sender``; one that raises is logged and
+    skipped.
 
     A receiver's failure is the host's bug, not the caller's: it must neither turn a request
-    whose change is already made into a 500 nor starve the other receivers. Returns the
+    whose change is already made into a 500 nor starve the other receivers. Receivers run in
+    the app's context, also when the host's own code acts outside a request. Returns the
     :func:`required` receivers that failed (the webhook view has LiveKit retry for them).
     """
     failed: list[Any] = []
-    if signal.is_muted:
+    receivers = [] if signal.is_muted else list(signal.receivers_for(sender))
+    if not receivers:
         return failed
-    for receiver in signal.receivers_for(sender):
-        if inspect.iscoroutinefunction(receiver):
-            logger.error("the %s signal cannot call the async receiver %r", signal.name, receiver)
-            if is_required(receiver):
-                failed.append(receiver)
-            continue
-        try:
-            receiver(sender, **kwargs)
-        except Exception:
-            logger.exception("a receiver of the %s signal failed: %r", signal.name, receiver)
-            if is_required(receiver):
+    with _app_context(sender):
+        for receiver in receivers:
+            if not _called(signal, sender, receiver, kwargs) and is_required(receiver):
                 failed.append(receiver)
     return failed
+
+
+def _called(signal: NamedSignal, sender: Flask, receiver: Any, kwargs: dict[str, Any]) -> bool:
+    """Call ``receiver``; False when it could not be called or raised (which is logged)."""
+    if inspect.iscoroutinefunction(receiver):
+        logger.error("the %s signal cannot call the async receiver %r", signal.name, receiver)
+        return False
+    try:
+        receiver(sender, **kwargs)
+    except Exception:
+        logger.exception("a receiver of the %s signal failed: %r", signal.name, receiver)
+        return False
+    return True
+
+
+@contextmanager
+def _app_context(app: Flask) -> Iterator[None]:
+    if has_app_context() and current_app._get_current_object() is app:  # type: ignore[attr-defined]
+        yield
+        return
+    with app.app_context():
+        yield
 
 
 #: A new onboarding room was created (``eager``) or reserved in a token (``on_join``).

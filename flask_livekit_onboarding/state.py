@@ -26,6 +26,8 @@ from .telemetry import Telemetry
 if TYPE_CHECKING:
     import redis
 
+    from .token_flow import TokenFlow
+
 logger = logging.getLogger(__name__)
 
 #: The key in ``app.extensions``.
@@ -34,11 +36,15 @@ EXTENSION_KEY = "livekit_onboarding"
 
 @dataclass
 class OnboardingState:
-    """The validated config, host hooks, LiveKit client and webhook de-duplication of one app."""
+    """The validated config, host hooks, LiveKit client, stores and token flow of one app."""
 
+    #: The app this state belongs to: the sender of every signal about its sessions.
+    app: Flask = field(repr=False)
     config: OnboardingConfig
     hooks: Hooks
     livekit: LiveKitClient
+    #: The token request's rules (room creation, session policy), chosen by ``init_app``.
+    token_flow: TokenFlow = field(repr=False)
     #: Webhook event ids already delivered; by default chosen from the config.
     dedupe: WebhookDedupe = field(default=None)  # type: ignore[assignment]
     #: Onboarding rooms seen in webhooks, for events that do not carry the room.

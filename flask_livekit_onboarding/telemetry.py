@@ -195,10 +195,36 @@ class Telemetry:
     def outage_ended(self, seconds: float) -> None:
         self.livekit_outage_duration.record(seconds)
 
+    # Token requests and context updates -------------------------------------------------
+
+    @contextmanager
+    def token_span(
+        self, room_creation: str, session_policy: str, identity: str
+    ) -> Iterator[TokenTrace]:
+        """Trace one token request (``identity`` only where identities are recorded) and
+        count the token once it is issued."""
+        attributes: dict[str, Any] = {
+            ROOM_CREATION: room_creation,
+            SESSION_POLICY: session_policy,
+        }
+        if self.record_identities:
+            attributes["enduser.id"] = identity
+        with self.span("onboarding.token", attributes) as span:
+            traced = TokenTrace(span)
+            yield traced
+        self.tokens_issued.add(1, {ROOM_CREATION: room_creation, SESSION: traced.session})
+
+    def context_update_span(
+        self, room_name: str, mode: str, parts: list[str]
+    ) -> AbstractContextManager[Span]:
+        """Trace one context update of ``room_name`` (``parts``: ``context``, ``client``)."""
+        attributes = {ROOM: room_name, CONTEXT_MODE: mode, CONTEXT_PART: parts}
+        return self.span("onboarding.context_update", attributes)
+
     # Context propagation -----------------------------------------------------------------
 
     @staticmethod
-    def trace_context() -> dict[str, str]:
+    def trace_headers() -> dict[str, str]:
         """The current trace context as W3C headers; empty when nothing is being recorded."""
         carrier: dict[str, str] = {}
         if trace.get_current_span().get_span_context().is_valid:
@@ -233,65 +259,19 @@ def telemetry_of(state: Any) -> Telemetry:
     return telemetry
 
 
-def token_span(fn: Callable[P, R]) -> Callable[P, R]:
-    """Trace ``sessions.issue_token(state, caller, ...)`` and count the tokens it issues."""
+@dataclass
+class TokenTrace:
+    """The ``onboarding.token`` span of one token request, told what the request did."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        state = args[0] if args else kwargs["state"]
-        caller = args[1] if len(args) > 1 else kwargs["caller"]
-        telemetry = telemetry_of(state)
-        config = state.config  # type: ignore[attr-defined]
-        attributes: dict[str, Any] = {
-            ROOM_CREATION: config.room_creation,
-            SESSION_POLICY: config.session_policy,
-        }
-        if telemetry.record_identities:
-            attributes["enduser.id"] = caller.identity  # type: ignore[attr-defined]
-        with telemetry.span("onboarding.token", attributes) as span:
-            issued = fn(*args, **kwargs)
-            resumed = getattr(issued, "resumed", None)
-            if kwargs.get("room_name") is not None or resumed is True:
-                agents: list[str] = []
-            else:
-                requested = [a.agent_name for a in kwargs.get("agents") or ()]  # type: ignore[attr-defined]
-                configured = [config.agent_name] if config.agent_name else []
-                agents = sorted(set(configured + requested))
-            if kwargs.get("room_name") is not None:
-                session = "joined"
-            elif resumed is None:
-                session = "at_join"  # on_join: LiveKit starts or resumes the room at the join
-            else:
-                session = "resumed" if resumed else "new"
-            span.set_attributes(
-                {
-                    ROOM: getattr(issued, "room_name", ""),
-                    SESSION: session,
-                    AGENTS: len(agents),
-                    AGENT_NAMES: agents,
-                }
-            )
-        telemetry.tokens_issued.add(1, {ROOM_CREATION: config.room_creation, SESSION: session})
-        return issued
+    span: Span
+    session: str = ""
 
-    return wrapper
-
-
-def context_update_span(fn: Callable[P, R]) -> Callable[P, R]:
-    """Trace ``sessions.update_context(state, caller, room_name, context, mode, ...)``."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        telemetry = telemetry_of(args[0] if args else kwargs["state"])
-        room_name = args[2] if len(args) > 2 else kwargs.get("room_name")
-        context = args[3] if len(args) > 3 else kwargs.get("context")
-        mode = args[4] if len(args) > 4 else kwargs.get("mode", "merge")
-        parts = [p for p, v in (("context", context), ("client", kwargs.get("client"))) if v]
-        attributes = {ROOM: str(room_name), CONTEXT_MODE: str(mode), CONTEXT_PART: parts}
-        with telemetry.span("onboarding.context_update", attributes):
-            return fn(*args, **kwargs)
-
-    return wrapper
+    def done(self, room_name: str, session: str, agent_names: list[str]) -> None:
+        """Record the room, what happened to the session and the agents dispatched."""
+        self.session = session
+        self.span.set_attributes(
+            {ROOM: room_name, SESSION: session, AGENTS: len(agent_names), AGENT_NAMES: agent_names}
+        )
 
 
 def webhook_span(

@@ -18,10 +18,10 @@ from ..errors import MethodNotAllowed, NotFound, OnboardingError, as_api_error
 from ..state import EXTENSION_KEY, OnboardingState, get_state
 from .bodies import limit_body
 from .health_view import add_health_route
-from .invite_views import create_invite, list_invites, revoke_invite
+from .invite_views import delete_invite, get_invites, post_invite
 from .report_view import receive_report
-from .session_views import end_session, room_status, update_context
-from .token_view import issue_token
+from .session_views import delete_session, patch_context, show_room
+from .token_view import serve_token
 from .webhook_view import receive_webhook
 
 #: Every method of HTTP's method registry a client is likely to send: each gets the JSON 405.
@@ -51,18 +51,18 @@ def create_blueprint(name: str = "livekit_onboarding") -> Blueprint:
     bp.before_request(_check_csrf)
     bp.record(_leave_the_app_wide_csrf_check)
     bp.after_request(_no_store)
-    add_route(bp, "/token", "token", issue_token, ["POST"])
+    add_route(bp, "/token", "token", serve_token, ["POST"])
     add_route(bp, "/webhook", "webhook", receive_webhook, ["POST"])
-    _rule(bp, "/rooms/<room_name>", "room_status", room_status, ["GET"])
-    _rule(bp, "/rooms/<room_name>", "end_session", end_session, ["DELETE"])
+    _rule(bp, "/rooms/<room_name>", "room_status", show_room, ["GET"])
+    _rule(bp, "/rooms/<room_name>", "end_session", delete_session, ["DELETE"])
     refuse_other_methods(bp, "/rooms/<room_name>", "room", ["GET", "DELETE"])
-    add_route(bp, "/rooms/<room_name>/context", "update_context", update_context, ["PATCH"])
+    add_route(bp, "/rooms/<room_name>/context", "update_context", patch_context, ["PATCH"])
     add_route(bp, "/rooms/<room_name>/reports", "report", receive_report, ["POST"])
-    _rule(bp, "/rooms/<room_name>/invites", "create_invite", create_invite, ["POST"])
-    _rule(bp, "/rooms/<room_name>/invites", "list_invites", list_invites, ["GET"])
+    _rule(bp, "/rooms/<room_name>/invites", "create_invite", post_invite, ["POST"])
+    _rule(bp, "/rooms/<room_name>/invites", "list_invites", get_invites, ["GET"])
     refuse_other_methods(bp, "/rooms/<room_name>/invites", "invites", ["GET", "POST"])
     add_route(
-        bp, "/rooms/<room_name>/invites/<invite_id>", "revoke_invite", revoke_invite, ["DELETE"]
+        bp, "/rooms/<room_name>/invites/<invite_id>", "revoke_invite", delete_invite, ["DELETE"]
     )
     add_route(bp, "/openapi.json", "openapi", openapi_document, ["GET"])
     bp.record(add_health_route)

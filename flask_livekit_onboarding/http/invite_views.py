@@ -11,7 +11,7 @@ from flask import Response, jsonify, request
 
 from .. import invites
 from ..errors import UnsupportedMediaType, ValidationFailed
-from ..identity import current_identity
+from ..identity import current_caller
 from ..state import get_state
 from .bodies import read_json_object
 from .tracing import room_span
@@ -21,7 +21,7 @@ INVITE_FIELDS = frozenset({"role", "ttl", "max_uses", "label", "guests"})
 
 
 @room_span("onboarding.invite.create")
-def create_invite(room_name: str) -> tuple[Response, int]:
+def post_invite(room_name: str) -> tuple[Response, int]:
     """``POST .../rooms/<room_name>/invites``: invite somebody into the live session.
 
     Body (``application/json``, every field optional): ``{"role": "participant" | "viewer",
@@ -35,7 +35,7 @@ def create_invite(room_name: str) -> tuple[Response, int]:
             f"Send the body as application/json, not {request.mimetype or 'no content type'}."
         )
     state = get_state()
-    caller = current_identity(state)
+    caller = current_caller(state)
     body = read_json_object()
     unknown = sorted(set(body) - INVITE_FIELDS)
     if unknown:
@@ -54,20 +54,20 @@ def create_invite(room_name: str) -> tuple[Response, int]:
 
 
 @room_span("onboarding.invite.list")
-def list_invites(room_name: str) -> Response:
+def get_invites(room_name: str) -> Response:
     """``GET .../rooms/<room_name>/invites``: the session's invites that can still admit
     somebody, oldest first, as ``{"invites": [...]}``; never their codes."""
     state = get_state()
-    found = invites.list_invites(state, current_identity(state), room_name)
+    found = invites.list_invites(state, current_caller(state), room_name)
     return jsonify(invites=[invites.invite_body(invite) for invite in found])
 
 
 @room_span("onboarding.invite.revoke")
-def revoke_invite(room_name: str, invite_id: str) -> Response:
+def delete_invite(room_name: str, invite_id: str) -> Response:
     """``DELETE .../rooms/<room_name>/invites/<invite_id>``: revoke it at once (204).
 
     Nobody new gets in with it, and whoever joined with it is disconnected.
     """
     state = get_state()
-    invites.revoke_invite(state, current_identity(state), room_name, invite_id)
+    invites.revoke_invite(state, current_caller(state), room_name, invite_id)
     return Response(status=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from ..dedupe import Claim
 from ..errors import (
@@ -56,7 +56,7 @@ def receive_report(room_name: str) -> tuple[Response, int]:
     report = parse_report(body)
     if report.session_id != claims.session:
         raise Forbidden("The report credential is for another session.", field="session_id")
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = state.app
     return _deliver(app, state, room_name, report)
 
 

@@ -14,13 +14,13 @@ from flask import Response, jsonify
 from livekit import api
 
 from .. import sessions
-from ..identity import current_identity
+from ..identity import current_caller
 from ..roles import role_of
 from ..state import get_state
 from .bodies import parse_context_update, read_json_object
 
 
-def room_status(room_name: str) -> Response:
+def show_room(room_name: str) -> Response:
     """``GET .../rooms/<room_name>``: the live room, who is in it and its onboarding context.
 
     200 ``{"room_name", "exists", "started", "session_id", "room_sid", "owner", "created_at"
@@ -33,7 +33,7 @@ def room_status(room_name: str) -> Response:
     ``session_id`` and ``room_sid`` tell one session from the next.
     """
     state = get_state()
-    status = sessions.session_status(state, current_identity(state), room_name)
+    status = sessions.session_status(state, current_caller(state), room_name)
     participants = [_participant(p) for p in status.participants]
     return jsonify(
         room_name=status.room.name,
@@ -51,7 +51,7 @@ def room_status(room_name: str) -> Response:
     )
 
 
-def update_context(room_name: str) -> Response:
+def patch_context(room_name: str) -> Response:
     """``PATCH .../rooms/<room_name>/context``: change the onboarding context of a live room.
 
     Body (``application/json``): ``{"context"?: {...}, "client"?: {...}, "mode": "merge" |
@@ -63,20 +63,20 @@ def update_context(room_name: str) -> Response:
     session and creation time are kept. 200 ``{"room_name", "context", "client"}``.
     """
     state = get_state()
-    caller = current_identity(state)
+    caller = current_caller(state)
     context, client, mode = parse_context_update(read_json_object())
     room = sessions.update_context(state, caller, room_name, context, mode, client=client)
     return jsonify(room_name=room.name, context=dict(room.context), client=dict(room.client))
 
 
-def end_session(room_name: str) -> Response:
+def delete_session(room_name: str) -> Response:
     """``DELETE .../rooms/<room_name>``: close the room (``DeleteRoom``); everyone is disconnected.
 
     204 with no body. Once the room is gone, a repeated DELETE answers 404 ``room_not_found``,
     which a client may treat as "already ended".
     """
     state = get_state()
-    sessions.end_session(state, current_identity(state), room_name)
+    sessions.end_session(state, current_caller(state), room_name)
     return Response(status=204)
 
 

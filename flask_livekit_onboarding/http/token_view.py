@@ -5,15 +5,15 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from ..errors import UnsupportedMediaType
-from ..identity import current_identity, participant_identity
+from ..identity import current_caller, participant_identity
 from ..invites import INVITE_HEADER, redeem_invite
-from ..sessions import issue_token as issue
 from ..state import get_state
+from ..token_flow import issue_token
 from ..token_request import parse_token_request
 from .bodies import read_json_object
 
 
-def issue_token() -> tuple[Response, int]:
+def serve_token() -> tuple[Response, int]:
     """Start or resume the caller's onboarding session and return a participant token for it.
 
     The body must be sent as ``application/json``, even when empty, as the official SDKs do:
@@ -31,12 +31,12 @@ def issue_token() -> tuple[Response, int]:
         issued = redeem_invite(state, code, parse_token_request(read_json_object()))
         return jsonify(issued.response_body()), 201
     # Who is calling comes first: a caller who is refused costs no more than the refusal.
-    caller = current_identity(state)
+    caller = current_caller(state)
     token_request = parse_token_request(read_json_object())
-    issued = issue(
+    issued = issue_token(
         state,
         caller,
-        participant=participant_identity(state, caller, token_request),
+        participant=participant_identity(state, caller.person, token_request),
         room_name=token_request.room_name,
         agents=token_request.agents,
     )

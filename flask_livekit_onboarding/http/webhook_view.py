@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from ..dedupe import Claim
 from ..errors import DedupeUnavailable, WebhookNotDelivered
@@ -56,7 +56,7 @@ def receive_webhook() -> tuple[Response, int]:
     except DedupeUnavailable as error:
         logger.warning("webhook %s not processed: %s", event.id, type(error.__cause__).__name__)
         raise
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = state.app
     if config.webhook_delivery == "at_most_once":
         return _at_most_once(app, state, delivery)
     return _at_least_once(app, state, delivery)

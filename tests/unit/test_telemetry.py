@@ -44,7 +44,7 @@ def test_without_an_sdk_nothing_is_recorded_and_dispatches_carry_no_trace() -> N
         "from flask_livekit_onboarding.telemetry import Telemetry\n"
         "t = Telemetry()\n"
         "with t.span('x') as span:\n"
-        "    print(span.is_recording(), t.trace_context())\n"
+        "    print(span.is_recording(), t.trace_headers())\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -104,7 +104,7 @@ def test_log_lines_carry_room_session_and_event_fields(
     caplog.set_level(logging.INFO, logger="flask_livekit_onboarding")
     body = app.test_client().post("/livekit/token", json={}).get_json()
     (created,) = [r for r in caplog.records if "created for" in r.getMessage()]
-    assert created.name == "flask_livekit_onboarding.sessions"
+    assert created.name == "flask_livekit_onboarding.token_flow"
     assert created.room_name == body["room_name"]  # type: ignore[attr-defined]
     assert created.session_id  # type: ignore[attr-defined]
 
