@@ -45,14 +45,19 @@ def problem(message: str, field: str | None) -> PydanticCustomError:
 
 
 def validated(
-    model: type[M], body: Mapping[str, Any], *, unknown: str = "Unknown field {!r}."
+    model: type[M],
+    body: Mapping[str, Any],
+    *,
+    unknown: str = "Unknown field {!r}.",
+    context: Mapping[str, Any] | None = None,
 ) -> M:
     """``body`` as ``model``, or a 422 naming the field as the error bodies always have.
 
-    ``unknown`` words the refusal of a field the model does not know (named first).
+    ``unknown`` words the refusal of a field the model does not know (named first);
+    ``context`` reaches the validators (``info.context``): what the deployment decides.
     """
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, context=context)
     except PydanticError as failure:
         raise _first_problem(failure, unknown) from None
 

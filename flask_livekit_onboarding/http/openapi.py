@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..invite_request import InviteOptions
 from ..token_request import TokenRequestBody
 from ..validation import json_schema
 from .bodies import ContextUpdateBody
@@ -18,6 +19,7 @@ OPENAPI = "openapi.json"
 MODELS: dict[str, type[BaseModel]] = {
     "TokenRequest": TokenRequestBody,
     "ContextUpdate": ContextUpdateBody,
+    "InviteRequest": InviteOptions,
 }
 
 
