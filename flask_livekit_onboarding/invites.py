@@ -44,8 +44,9 @@ from .errors import (
 )
 from .hooks import Identity
 from .identity import current_identity, guest_identity, participant_identity
+from .invite_request import MAX_USES as MAX_USES
+from .invite_request import parse_invite_options
 from .invite_store import Invite, Redemption
-from .livekit_limits import check_name
 from .roles import INVITE_ROLES, ROLE_ATTRIBUTE, InviteRole
 from .rooms import find_room, list_participants
 from .signals import send_contained
@@ -57,10 +58,6 @@ logger = logging.getLogger(__name__)
 
 #: The request header carrying an invite's code to the token endpoint.
 INVITE_HEADER = "X-Onboarding-Invite"
-#: Most people one invite may admit.
-MAX_USES = 100
-#: Longest label of an invite, in characters.
-MAX_LABEL_LENGTH = 100
 _ID_BYTES = 9
 _SECRET_BYTES = 32
 _ID = r"[A-Za-z0-9_-]{12}"
@@ -120,16 +117,12 @@ def create_invite(
     invites already; 404 / 403 as for any room the caller may not invite to.
     """
     config = state.config
-    checked_role = check_role(role)
-    lifetime = check_ttl(state, ttl)
-    uses = whole_number(max_uses)
-    if uses is None or not 1 <= uses <= MAX_USES:
-        raise ValidationFailed(
-            f"max_uses must be a whole number from 1 to {MAX_USES}.", field="max_uses"
-        )
-    label = check_label(label)
-    if not isinstance(guests, bool):
-        raise ValidationFailed("guests must be true or false.", field="guests")
+    options = parse_invite_options(
+        {"role": role, "ttl": ttl, "max_uses": max_uses, "label": label, "guests": guests},
+        config.invite_max_ttl,
+    )
+    checked_role, uses, lifetime = options.role, options.max_uses, options.ttl or config.invite_ttl
+    label, guests = options.label, options.guests
     if guests and not state.app.secret_key:
         raise ValidationFailed(
             "Guests are kept in the Flask session: this app has no SECRET_KEY.", field="guests"
@@ -269,46 +262,6 @@ def invite_link(state: OnboardingState, room_name: str, code: str) -> str | None
     if base.startswith("/") and has_request_context():
         base = request.host_url.rstrip("/") + base
     return f"{base}#{urlencode({'room': room_name, 'invite': code})}"
-
-
-def check_role(role: Any) -> InviteRole:
-    """An invite's role, ``participant`` or ``viewer`` (422 otherwise)."""
-    if role not in INVITE_ROLES:
-        raise ValidationFailed(f"role must be one of {', '.join(INVITE_ROLES)}.", field="role")
-    return role  # type: ignore[no-any-return]
-
-
-def check_ttl(state: OnboardingState, ttl: Any) -> int:
-    """An invite's lifetime in seconds: the configured default, at most the maximum."""
-    if ttl is None:
-        return state.config.invite_ttl
-    limit = state.config.invite_max_ttl
-    seconds = whole_number(ttl)
-    if seconds is None or not 1 <= seconds <= limit:
-        raise ValidationFailed(
-            f"ttl must be a whole number of seconds from 1 to {limit}.", field="ttl"
-        )
-    return seconds
-
-
-def whole_number(value: Any) -> int | None:
-    """``value`` as an int if JSON Schema calls it an integer (``20`` or ``20.0``), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value if isinstance(value, int) else None
-
-
-def check_label(label: Any) -> str:
-    """An invite's label: a short name for it (also a guest invitee's display name)."""
-    if label is None or label == "":
-        return ""
-    if isinstance(label, str) and len(label) > MAX_LABEL_LENGTH:
-        raise ValidationFailed(
-            f"label is longer than {MAX_LABEL_LENGTH} characters.", field="label"
-        )
-    return check_name(label, "label")
 
 
 def _invitee(state: OnboardingState, invite: Invite) -> Identity:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from flask import Flask
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 from . import signals
 from .claims import ENDED_KEY
@@ -280,7 +280,21 @@ def _note_data(value: Any, key: str) -> dict[str, Any]:
     return _data(value)
 
 
-ReportName = Annotated[str, checked(_name, none=False), Field(default=None, validate_default=True)]
+ReportName = Annotated[
+    str,
+    checked(_name, none=False),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": "^[A-Za-z0-9_.:-]+$"}
+    ),
+    Field(default=None, validate_default=True),
+]
+#: What a note or an outcome carries.
+DATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        f"At most {MAX_DATA_BYTES} bytes as JSON, nested at most {MAX_DATA_DEPTH} levels deep."
+    ),
+}
 
 
 class _ReportBody(BaseModel):
@@ -294,7 +308,9 @@ class ProgressReport(_ReportBody):
     """A step of the session started, was done or was skipped."""
 
     kind: Literal["progress"]
-    state: Annotated[str, checked(_state, none=False)] = "started"
+    state: Annotated[
+        str, checked(_state, none=False), WithJsonSchema({"enum": list(STEP_STATES)})
+    ] = "started"
     step: ReportName
 
 
@@ -303,12 +319,19 @@ class OutcomeReport(_ReportBody):
 
     kind: Literal["outcome"]
     outcome: Annotated[
-        str, checked(_outcome, none=False), Field(default=None, validate_default=True)
+        str,
+        checked(_outcome, none=False),
+        WithJsonSchema({"enum": list(OUTCOMES)}),
+        Field(default=None, validate_default=True),
     ]
-    summary: Annotated[str | None, checked(lambda v, k: _summary(v))] = None
-    data: Annotated[dict[str, Any], checked(lambda v, k: _data(v), none=False)] = Field(
-        default_factory=dict
-    )
+    summary: Annotated[
+        str | None,
+        checked(lambda v, k: _summary(v)),
+        WithJsonSchema({"type": ["string", "null"], "maxLength": MAX_SUMMARY}),
+    ] = None
+    data: Annotated[
+        dict[str, Any], checked(lambda v, k: _data(v), none=False), WithJsonSchema(DATA_SCHEMA)
+    ] = Field(default_factory=dict)
 
 
 class NoteReport(_ReportBody):
@@ -318,6 +341,7 @@ class NoteReport(_ReportBody):
     data: Annotated[
         dict[str, Any],
         checked(_note_data, none=False),
+        WithJsonSchema(DATA_SCHEMA),
         Field(default=_NO_DATA, validate_default=True),
     ]
 
@@ -327,3 +351,11 @@ REPORT_MODELS: dict[str, type[ProgressReport | OutcomeReport | NoteReport]] = {
     "outcome": OutcomeReport,
     "note": NoteReport,
 }
+
+
+# The OpenAPI document's Report schema. parse_report validates with the kind's own model, so
+# that an unknown field is refused naming the kind.
+class ReportBody(
+    RootModel[Annotated[ProgressReport | OutcomeReport | NoteReport, Field(discriminator="kind")]]
+):
+    """A report: progress through a step, the session's outcome, or a note, told apart by kind."""

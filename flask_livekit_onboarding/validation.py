@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ValidationInfo
 from pydantic import ValidationError as PydanticError
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from .errors import ValidationFailed
 
@@ -45,14 +46,19 @@ def problem(message: str, field: str | None) -> PydanticCustomError:
 
 
 def validated(
-    model: type[M], body: Mapping[str, Any], *, unknown: str = "Unknown field {!r}."
+    model: type[M],
+    body: Mapping[str, Any],
+    *,
+    unknown: str = "Unknown field {!r}.",
+    context: Mapping[str, Any] | None = None,
 ) -> M:
     """``body`` as ``model``, or a 422 naming the field as the error bodies always have.
 
-    ``unknown`` words the refusal of a field the model does not know (named first).
+    ``unknown`` words the refusal of a field the model does not know (named first);
+    ``context`` reaches the validators (``info.context``): what the deployment decides.
     """
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, context=context)
     except PydanticError as failure:
         raise _first_problem(failure, unknown) from None
 
@@ -79,9 +85,32 @@ def location(loc: tuple[int | str, ...]) -> str:
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s JSON Schema as the OpenAPI document has it: no titles, no null defaults."""
-    schema: dict[str, Any] = _tidy(model.model_json_schema())
+    """``model``'s JSON Schema as the OpenAPI document has it: no titles, no null defaults.
+
+    Models it refers to are in ``$defs``, referred to as OpenAPI components.
+    """
+    generated = model.model_json_schema(
+        ref_template="#/components/schemas/{model}", schema_generator=_OpenAPISchema
+    )
+    schema: dict[str, Any] = _tidy(generated)
     return schema
+
+
+class _OpenAPISchema(GenerateJsonSchema):
+    """A default the model validates only words the refusal of a missing field (a report's
+    id): in the schema, such a field is required and has no default."""
+
+    def field_is_required(self, field: Any, total: bool) -> bool:
+        return super().field_is_required(field, total) or _validated_default(field["schema"])
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        if _validated_default(schema):
+            return self.generate_inner(schema["schema"])
+        return super().default_schema(schema)
+
+
+def _validated_default(schema: Any) -> bool:
+    return bool(schema["type"] == "default" and schema.get("validate_default"))
 
 
 def _tidy(schema: Any) -> Any:

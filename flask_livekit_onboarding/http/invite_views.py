@@ -10,14 +10,12 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from .. import invites
-from ..errors import UnsupportedMediaType, ValidationFailed
+from ..errors import UnsupportedMediaType
 from ..identity import current_caller
+from ..invite_request import parse_invite_options
 from ..state import get_state
 from .bodies import read_json_object
 from .tracing import room_span
-
-#: Fields of the body of ``POST .../invites``.
-INVITE_FIELDS = frozenset({"role", "ttl", "max_uses", "label", "guests"})
 
 
 @room_span("onboarding.invite.create")
@@ -36,20 +34,8 @@ def post_invite(room_name: str) -> tuple[Response, int]:
         )
     state = get_state()
     caller = current_caller(state)
-    body = read_json_object()
-    unknown = sorted(set(body) - INVITE_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"Unknown field {unknown[0]!r}.", field=unknown[0])
-    created = invites.create_invite(
-        state,
-        caller,
-        room_name,
-        role=body.get("role", "participant"),
-        ttl=body.get("ttl"),
-        max_uses=body.get("max_uses", 1),
-        label=body.get("label") or "",
-        guests=body.get("guests", False),
-    )
+    options = parse_invite_options(read_json_object(), state.config.invite_max_ttl)
+    created = invites.create_invite(state, caller, room_name, **options.model_dump())
     return jsonify(created.response_body()), 201
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..invite_request import InviteOptions
+from ..reports import ReportBody
 from ..token_request import TokenRequestBody
 from ..validation import json_schema
 from .bodies import ContextUpdateBody
@@ -18,6 +20,8 @@ OPENAPI = "openapi.json"
 MODELS: dict[str, type[BaseModel]] = {
     "TokenRequest": TokenRequestBody,
     "ContextUpdate": ContextUpdateBody,
+    "InviteRequest": InviteOptions,
+    "Report": ReportBody,
 }
 
 
@@ -31,6 +35,9 @@ def shipped_document() -> dict[str, Any]:
 def generated_document() -> dict[str, Any]:
     """The shipped document with every model's schema generated afresh."""
     document = shipped_document()
+    schemas = document["components"]["schemas"]
     for name, model in MODELS.items():
-        document["components"]["schemas"][name] = json_schema(model)
+        schema = json_schema(model)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
     return document

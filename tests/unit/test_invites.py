@@ -10,7 +10,13 @@ import pytest
 from flask import Flask
 from livekit import api
 
-from flask_livekit_onboarding import ConfigurationError, Identity, LiveKitOnboarding, signals
+from flask_livekit_onboarding import (
+    ConfigurationError,
+    Identity,
+    LiveKitOnboarding,
+    ValidationFailed,
+    signals,
+)
 from flask_livekit_onboarding.invite_store import MemoryInviteStore
 from flask_livekit_onboarding.invites import INVITE_HEADER
 from flask_livekit_onboarding.roles import role_of
@@ -235,6 +241,35 @@ def test_bad_invite_options_are_a_422_naming_the_field(
 
     assert refused.status_code == 422, refused.get_json()
     assert refused.get_json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"ttl": 601},
+        {"ttl": "60"},
+        {"max_uses": 0},
+        {"role": "owner"},
+        {"label": "a\nb"},
+        {"guests": "yes"},
+        {"role": "owner", "guests": "yes"},
+    ],
+)
+def test_the_host_gets_the_422_the_route_answers_for_a_bad_option(
+    make_app: Any, onboarding: LiveKitOnboarding, options: dict[str, Any]
+) -> None:
+    app: Flask = make_app(LIVEKIT_ONBOARDING_INVITE_TTL=300, LIVEKIT_ONBOARDING_INVITE_MAX_TTL=600)
+    client = app.test_client()
+    room_name = client.post("/livekit/token", json={}).get_json()["room_name"]
+    refused = client.post(f"/livekit/rooms/{room_name}/invites", json=options)
+
+    with pytest.raises(ValidationFailed) as raised:
+        onboarding.create_invite(room_name, app=app, **options)
+
+    assert refused.status_code == 422
+    assert raised.value.to_dict() == refused.get_json()
+    if "ttl" in options:
+        assert "from 1 to 600" in refused.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
