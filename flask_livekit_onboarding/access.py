@@ -52,7 +52,7 @@ def require_room(
     previous key of a rotation is signed anew (``resign``; off for a caller that holds the
     room's lock and writes the envelope itself).
     """
-    room = onboarding_room(state, name)
+    room = room_or_404(state, name)
     if not caller.trusted:
         authorize(state.hooks, caller.person, room, action)
     if resign:
@@ -60,7 +60,7 @@ def require_room(
     return room
 
 
-def onboarding_room(state: OnboardingState, name: str) -> OnboardingRoom:
+def room_or_404(state: OnboardingState, name: str) -> OnboardingRoom:
     """The onboarding room ``name`` of this deployment, whoever asks (404 if none)."""
     room = find_room(state.livekit, name, state.config.binding)
     if room is None:

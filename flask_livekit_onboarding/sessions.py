@@ -17,7 +17,7 @@ from typing import Any, Literal
 from livekit import api
 
 from . import signals
-from .access import authorize, onboarding_room, require_room
+from .access import authorize, require_room, room_or_404
 from .caller import Caller
 from .claims import ENDED_KEY, clear, find_squatter, occupied_message, squatter
 from .envelope import Envelope, OnboardingRoom
@@ -136,13 +136,13 @@ def _write_context(
     """Merge the update into the room's envelope under the room's lock; the signed envelope
     and the room LiveKit confirmed."""
     # Who may act is settled before the lock: a refused caller never holds up the room.
-    checked = onboarding_room(state, room_name)
+    checked = room_or_404(state, room_name)
     _authorize_update(state, caller, checked, context, client)
     # One update of a room at a time, from the read to the confirmed write: LiveKit has no
     # compare-and-set, so two interleaved merges would silently lose one of them.
     wait, lease = lock_bounds(state.config)
     with state.telemetry.lock_wait(state.locks.hold(room_name, wait=wait, lease=lease)):
-        room = onboarding_room(state, room_name)
+        room = room_or_404(state, room_name)
         if room.session_id != checked.session_id:  # a new session (another owner) by now
             _authorize_update(state, caller, room, context, client)
         assert room.envelope is not None

@@ -203,3 +203,23 @@ def test_the_benchmark_has_no_import_cycle() -> None:
         module for module in graph if module != "__main__" and reaches(module, module, set())
     )
     assert cycles == []
+
+
+def test_no_two_public_functions_of_the_package_share_a_name() -> None:
+    defined: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                defined.setdefault(node.name, []).append(_module_name(path))
+    shared = {name: modules for name, modules in defined.items() if len(modules) > 1}
+    assert shared == {}
+
+
+def test_a_token_request_reads_in_the_view_the_token_flow_and_the_minting() -> None:
+    graph = _graph()
+    view = graph["flask_livekit_onboarding.http.token_view"]
+    assert "flask_livekit_onboarding.token_flow" in view
+    assert "flask_livekit_onboarding.sessions" not in view
+    flow = graph["flask_livekit_onboarding.token_flow"]
+    assert "flask_livekit_onboarding.tokens" in flow
+    assert "flask_livekit_onboarding.sessions" not in flow
