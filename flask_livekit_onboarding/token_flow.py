@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from livekit import api
 
@@ -24,7 +24,7 @@ from .access import require_room, resign_if_rotated
 from .caller import Caller
 from .claims import claim_room
 from .config import OnboardingConfig
-from .envelope import Envelope, job_metadata
+from .envelope import Envelope, OnboardingRoom, job_metadata
 from .errors import ConfigurationError, Forbidden, RoomOccupied, ValidationFailed
 from .hooks import Identity
 from .livekit_limits import (
@@ -36,12 +36,9 @@ from .livekit_limits import (
 from .marks import ENDED_ROOM
 from .roles import Role
 from .signals import send_contained
+from .state import OnboardingState
 from .token_request import AgentRequest
 from .tokens import JOIN_GRACE, mint_participant_token
-
-if TYPE_CHECKING:
-    from .envelope import OnboardingRoom
-    from .state import OnboardingState
 
 logger = logging.getLogger(__name__)
 
