@@ -121,6 +121,9 @@ def _tidy(schema: Any) -> Any:
     tidy = {key: _tidy(value) for key, value in schema.items() if key != "title"}
     if "default" in tidy and tidy["default"] is None:
         del tidy["default"]
+    if isinstance(tidy.get("const"), str):
+        # As pydantic writes a one-string Literal from 2.7 on; 2.6 leaves the type out.
+        tidy.setdefault("type", "string")
     if isinstance(schema.get("properties"), dict):
         tidy["properties"] = {name: _tidy(value) for name, value in schema["properties"].items()}
     return tidy
