@@ -26,6 +26,15 @@ def write_results(
     return markdown
 
 
+def write_markdown(lines: list[str], out: Path | None) -> None:
+    """Print Markdown ``lines`` and, given ``out``, write them to that file too."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
 def publish(
     results: dict[str, Any],
     out_dir: Path,
