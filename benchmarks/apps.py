@@ -224,20 +224,7 @@ def _baseline_livekit_api() -> Flask:
         request.get_json(silent=True)
         room = _room_name()
         jwt = (
-            api.AccessToken(key, secret)
-            .with_identity(IDENTITY)
-            .with_name(NAME)
-            .with_metadata(METADATA)
-            .with_attributes(ATTRIBUTES)
-            .with_grants(
-                api.VideoGrants(
-                    room_join=True,
-                    room=room,
-                    can_publish=True,
-                    can_subscribe=True,
-                    can_publish_data=True,
-                )
-            )
+            _access_token(api, key, secret, room)
             .with_room_config(
                 api.RoomConfiguration(
                     name=room,
@@ -252,6 +239,27 @@ def _baseline_livekit_api() -> Flask:
         return _created(url, jwt, room)
 
     return app
+
+
+def _access_token(api: Any, key: str, secret: str, room: str) -> Any:
+    """livekit-api's token builder (``api`` is ``livekit.api``) with the identity, name,
+    metadata, attributes and grants common to every variant's token, for ``room``."""
+    return (
+        api.AccessToken(key, secret)
+        .with_identity(IDENTITY)
+        .with_name(NAME)
+        .with_metadata(METADATA)
+        .with_attributes(ATTRIBUTES)
+        .with_grants(
+            api.VideoGrants(
+                room_join=True,
+                room=room,
+                can_publish=True,
+                can_subscribe=True,
+                can_publish_data=True,
+            )
+        )
+    )
 
 
 def _naive_eager() -> Flask:
@@ -281,20 +289,7 @@ def _naive_eager() -> Flask:
         room = _room_name()
         asyncio.run(create_room(room, _room_metadata()))
         jwt = (
-            api.AccessToken(key, secret)
-            .with_identity(IDENTITY)
-            .with_name(NAME)
-            .with_metadata(METADATA)
-            .with_attributes(ATTRIBUTES)
-            .with_grants(
-                api.VideoGrants(
-                    room_join=True,
-                    room=room,
-                    can_publish=True,
-                    can_subscribe=True,
-                    can_publish_data=True,
-                )
-            )
+            _access_token(api, key, secret, room)
             .with_ttl(datetime.timedelta(seconds=TOKEN_TTL))
             .to_jwt()
         )

@@ -22,9 +22,9 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from .lifecycle import Started
 from .serve import free_port
 
 #: Round trips of a new connection plus one request, by TLS version: TCP + TLS + the request.
@@ -32,7 +32,7 @@ EXPECTED_NEW_RTTS = {"1.3": 3, "1.2": 4}
 _CHUNK = 65536
 
 
-class HandshakeDelay:
+class HandshakeDelay(Started):
     """One relay per upstream port; :meth:`set_rtt` sets the round trip new connections pay."""
 
     def __init__(self, upstreams: dict[str, int]) -> None:
@@ -45,17 +45,11 @@ class HandshakeDelay:
         self._servers: list[asyncio.Server] = []
         self._relays: set[asyncio.Task[None]] = set()
 
-    def __enter__(self) -> HandshakeDelay:
+    def start(self) -> None:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

@@ -23,7 +23,7 @@ from .load import LoadSettings, find_wrk, run_wrk, wrk_version
 from .network import find_tool, tool_version
 from .openloop import run_vegeta
 from .probe import LiveKitProbe
-from .report import MIB, print_targets, write_all
+from .report import MIB, publish, render_markdown, write_chart
 from .serve import ROOT, GunicornServer, RssSampler, ServerSettings, cpu_seconds
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -198,12 +198,7 @@ def main_loopback(args: argparse.Namespace) -> int:
             "log_warnings": warnings[name],
         }
     results["targets"] = evaluate_targets(results)
-    markdown = write_all(results, args.out)
-    print()
-    print(markdown)
-    print(f"written: {args.out / 'results.json'}, results.md, results.png")
-    missed = print_targets(results["targets"])
-    return 1 if args.check and missed else 0
+    return publish(results, args.out, render_markdown, write_chart, check=args.check)
 
 
 def measure(

@@ -16,16 +16,15 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from .lifecycle import Started, stop_process
 from .serve import free_port
 
 TLS_VERSIONS = ("1.3", "1.2")
@@ -54,17 +53,6 @@ def tool_version(command: list[str]) -> str:
     return text.splitlines()[0] if text else "unknown"
 
 
-def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
     import socket
 
@@ -77,6 +65,28 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path
                 return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port}")
+
+
+class _Daemon(Started):
+    """A server on the path to LiveKit, in a session of its own, writing to a log file."""
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    def _spawn(
+        self, command: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            self._process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        return self._process
+
+    def stop(self) -> None:
+        stop_process(self._process)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process and self._process.poll() is None else None
 
 
 @dataclass(frozen=True)
@@ -162,7 +172,7 @@ NGINX_SERVER = """\
 """
 
 
-class NginxTLS:
+class NginxTLS(_Daemon):
     """nginx terminating TLS 1.3 on one port and TLS 1.2 on another, in front of livekit-server.
 
     Session caches and tickets are off: a client that opens a new connection pays a full
@@ -185,47 +195,26 @@ class NginxTLS:
             servers=servers,
         )
         self.access_log = workdir / "access.log"
-        self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> NginxTLS:
+    def start(self) -> None:
+        # Stopped with SIGTERM, nginx's fast stop (SIGQUIT is its graceful one): either way the
+        # master reaps its worker before it exits.
         (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
         self.conf.write_text(self.conf_text)
         log = self.workdir / "nginx.out"
-        with log.open("wb") as out:
-            self._process = subprocess.Popen(
-                [self.binary, "-p", str(self.workdir), "-e", str(self.workdir / "error.log")]
-                + ["-c", str(self.conf)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            for port in self.ports.values():
-                _wait_port(port, self._process, "nginx", log)
-        except BaseException:
-            _stop(self._process)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # SIGQUIT is nginx's graceful stop; SIGTERM a fast one. Either way the master reaps its
-        # worker before it exits.
-        _stop(self._process)
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process and self._process.poll() is None else None
+        process = self._spawn(
+            [self.binary, "-p", str(self.workdir), "-e", str(self.workdir / "error.log")]
+            + ["-c", str(self.conf)],
+            log,
+        )
+        for port in self.ports.values():
+            _wait_port(port, process, "nginx", log)
 
     def log_lines(
         self, since: float, until: float, port: int | None = None
     ) -> list[dict[str, Any]]:
         """Access-log entries whose completion time lies in [since, until] (epoch seconds)."""
-        entries = []
+        entries: list[dict[str, Any]] = []
         try:
             text = self.access_log.read_text(errors="replace")
         except OSError:
@@ -255,7 +244,7 @@ class NginxTLS:
         return entries
 
 
-class Toxiproxy:
+class Toxiproxy(_Daemon):
     """toxiproxy-server on loopback with one proxy per TLS port, each with a latency toxic per
     direction; :meth:`set_rtt` changes the round-trip time the proxies add."""
 
@@ -266,59 +255,38 @@ class Toxiproxy:
         self.ports = {name: free_port() for name in upstreams}
         self.log = workdir / "toxiproxy.log"
         self.rtt_ms = 0
-        self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Toxiproxy:
+    def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self._process = subprocess.Popen(
-                [self.binary, "-host", "127.0.0.1", "-port", str(self.api_port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "LOG_LEVEL": "warn"},
-                start_new_session=True,
+        process = self._spawn(
+            [self.binary, "-host", "127.0.0.1", "-port", str(self.api_port)],
+            self.log,
+            env={**os.environ, "LOG_LEVEL": "warn"},
+        )
+        _wait_port(self.api_port, process, "toxiproxy-server", self.log)
+        for name, upstream in self.upstreams.items():
+            self._api(
+                "POST",
+                "/proxies",
+                {
+                    "name": name,
+                    "listen": f"127.0.0.1:{self.ports[name]}",
+                    "upstream": f"127.0.0.1:{upstream}",
+                    "enabled": True,
+                },
             )
-        try:
-            _wait_port(self.api_port, self._process, "toxiproxy-server", self.log)
-            for name, upstream in self.upstreams.items():
+            for stream in ("upstream", "downstream"):
                 self._api(
                     "POST",
-                    "/proxies",
+                    f"/proxies/{name}/toxics",
                     {
-                        "name": name,
-                        "listen": f"127.0.0.1:{self.ports[name]}",
-                        "upstream": f"127.0.0.1:{upstream}",
-                        "enabled": True,
+                        "name": f"half-rtt-{stream}",
+                        "type": "latency",
+                        "stream": stream,
+                        "toxicity": 1.0,
+                        "attributes": {"latency": 0, "jitter": 0},
                     },
                 )
-                for stream in ("upstream", "downstream"):
-                    self._api(
-                        "POST",
-                        f"/proxies/{name}/toxics",
-                        {
-                            "name": f"half-rtt-{stream}",
-                            "type": "latency",
-                            "stream": stream,
-                            "toxicity": 1.0,
-                            "attributes": {"latency": 0, "jitter": 0},
-                        },
-                    )
-        except BaseException:
-            _stop(self._process)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        _stop(self._process)
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process and self._process.poll() is None else None
 
     def set_rtt(self, rtt_ms: int) -> None:
         """Half the round trip on the way to nginx, half on the way back (whole milliseconds)."""

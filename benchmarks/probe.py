@@ -12,12 +12,12 @@ import os
 import secrets
 import threading
 import time
-from types import TracebackType
 
 from .apps import DEPARTURE_TIMEOUT, EMPTY_TIMEOUT, ROOM_PREFIX
+from .lifecycle import Started
 
 
-class LiveKitProbe:
+class LiveKitProbe(Started):
     def __init__(self, url: str, api_key: str, api_secret: str, interval_s: float = 0.02) -> None:
         self.url, self.api_key, self.api_secret = url, api_key, api_secret
         self.interval_s = interval_s
@@ -33,16 +33,10 @@ class LiveKitProbe:
     def result(self) -> dict[str, list[tuple[float, float]]]:
         return {"createroom": self.samples, "lateness": self.lateness}
 
-    def __enter__(self) -> LiveKitProbe:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(30)
 

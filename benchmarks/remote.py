@@ -31,7 +31,7 @@ from .network import (
     tool_version,
 )
 from .openloop import percentile
-from .report import MIB, print_targets, write_remote
+from .report import MIB, publish, render_remote, write_remote_chart
 
 REMOTE_VARIANTS = ("naive-eager", "ours-eager")
 
@@ -135,12 +135,7 @@ def main_remote(args: argparse.Namespace) -> int:
         print(f"written: {args.out / 'probes.json'}")
         return 0 if all(probe["faithful"] for probe in results["probes"]) else 1
     results["targets"] = evaluate_remote_targets(results)
-    markdown = write_remote(results, args.out)
-    print()
-    print(markdown)
-    print(f"written: {args.out / 'results.json'}, results.md, results.png")
-    missed = print_targets(results["targets"])
-    return 1 if args.check and missed else 0
+    return publish(results, args.out, render_remote, write_remote_chart, check=args.check)
 
 
 def run_cell(

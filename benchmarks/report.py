@@ -3,31 +3,72 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
 
 
-def write_all(results: dict[str, Any], out_dir: Path) -> str:
-    """Write results.json, results.md and results.png into ``out_dir``; return the markdown."""
+def write_results(
+    results: dict[str, Any],
+    out_dir: Path,
+    render: Callable[[dict[str, Any]], str],
+    chart: Callable[[dict[str, Any], Path], None],
+) -> str:
+    """Write results.json, results.md (``render``) and results.png (``chart``) into ``out_dir``;
+    return the markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    markdown = render_markdown(results)
+    markdown = render(results)
     (out_dir / "results.md").write_text(markdown)
-    write_chart(results, out_dir / "results.png")
+    chart(results, out_dir / "results.png")
     return markdown
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    meta, settings = results["meta"], results["settings"]
-    lines = [
-        "# Token endpoint benchmark",
+def write_markdown(lines: list[str], out: Path | None) -> None:
+    """Print Markdown ``lines`` and, given ``out``, write them to that file too."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
+def publish(
+    results: dict[str, Any],
+    out_dir: Path,
+    render: Callable[[dict[str, Any]], str],
+    chart: Callable[[dict[str, Any], Path], None],
+    *,
+    check: bool,
+) -> int:
+    """Write the results, print the markdown and each target; the exit status: 1 when
+    ``check`` is set and a target was missed."""
+    markdown = write_results(results, out_dir, render, chart)
+    print()
+    print(markdown)
+    print(f"written: {out_dir / 'results.json'}, results.md, results.png")
+    missed = print_targets(results["targets"])
+    return 1 if check and missed else 0
+
+
+def _heading(title: str, meta: dict[str, Any]) -> list[str]:
+    """The title, then the machine and its load during the run."""
+    return [
+        f"# {title}",
         "",
         f"{meta['date']} · {meta['cpu_count']} CPUs ({meta['cpu_model']}) · "
         f"{meta['memory_gib']:.1f} GiB · Python {meta['python']} · "
         f"load average before {meta['loadavg_before']}, after {meta['loadavg_after']}",
         "",
+    ]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    meta, settings = results["meta"], results["settings"]
+    lines = [
+        *_heading("Token endpoint benchmark", meta),
         f"gunicorn {settings['gunicorn']} · wrk {settings['wrk']} · "
         f"{settings['rounds']} interleaved rounds of {settings['duration_s']} s per variant "
         f"(after {settings['warmup_s']} s warm-up); medians across rounds, errors summed, "
@@ -233,16 +274,6 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write_remote(results: dict[str, Any], out_dir: Path) -> str:
-    """The remote profile's results.json, results.md and results.png; returns the markdown."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    markdown = render_remote(results)
-    (out_dir / "results.md").write_text(markdown)
-    write_remote_chart(results, out_dir / "results.png")
-    return markdown
-
-
 def _fmt(value: Any, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -250,12 +281,7 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 def render_remote(results: dict[str, Any]) -> str:
     meta, settings = results["meta"], results["settings"]
     lines = [
-        "# Token endpoint benchmark: LiveKit across a network",
-        "",
-        f"{meta['date']} · {meta['cpu_count']} CPUs ({meta['cpu_model']}) · "
-        f"{meta['memory_gib']:.1f} GiB · Python {meta['python']} · "
-        f"load average before {meta['loadavg_before']}, after {meta['loadavg_after']}",
-        "",
+        *_heading("Token endpoint benchmark: LiveKit across a network", meta),
         f"Path: {settings['path']}. Certificate check: "
         + "; ".join(f"{k}: {v}" for k, v in results.get("verification", {}).items())
         + ".",

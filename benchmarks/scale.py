@@ -40,8 +40,9 @@ from .apps import ROOM_PREFIX
 from .harness import RESULTS_DIR, machine_info
 from .httpload import Request, drive, latency_summary, percentile
 from .load import LoadSettings, find_wrk, run_wrk
+from .report import write_results
 from .scale_app import LOCK_WAITS_PATH, STAFF, USER_HEADER
-from .scale_report import write_scale
+from .scale_report import plot, render
 from .serve import ROOT, GunicornServer, ServerSettings, free_port, rss_bytes
 
 TOKEN_MODES = ("eager", "on_join")
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                     "two_nodes": bench.token_runs(cluster_env, "cluster"),
                 }
     results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
-    markdown = write_scale(results, args.out)
+    markdown = write_results(results, args.out, render, plot)
     print(markdown)
     print(f"written: {args.out / 'results.json'}, results.md, results.png")
     return 0

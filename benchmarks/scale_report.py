@@ -1,20 +1,9 @@
-"""The growth curves as ``results.json``, a Markdown table per curve and one plot."""
+"""The growth curves as a Markdown table per curve and one plot."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-
-def write_scale(results: dict[str, Any], out_dir: Path) -> str:
-    """Write ``results.json``, ``results.md`` and ``results.png`` to ``out_dir``; the Markdown."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    markdown = render(results)
-    (out_dir / "results.md").write_text(markdown)
-    plot(results, out_dir / "results.png")
-    return markdown
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

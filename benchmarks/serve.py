@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -13,9 +12,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from .apps import VARIANTS
+from .lifecycle import Started, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_PATH = "/livekit/token"
@@ -85,7 +84,7 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _CLOCK_TICKS
 
 
-class GunicornServer:
+class GunicornServer(Started):
     """A gunicorn master serving ``benchmarks.apps:create_app(variant)`` on a loopback port.
 
     ``app`` serves another app factory instead (gunicorn's ``module:factory(...)`` syntax),
@@ -134,26 +133,13 @@ class GunicornServer:
             self.app,
         ]
 
-    def __enter__(self) -> GunicornServer:
+    def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 self.command, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT
             )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._wait_ready()
 
     @property
     def pid(self) -> int:
@@ -168,14 +154,7 @@ class GunicornServer:
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), so shutdown warnings land in the log too."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(self.settings.graceful_timeout + 10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process, self.settings.graceful_timeout + 10)
 
     def connection_split(self) -> list[int]:
         """Established client connections held by each worker right now, largest first.

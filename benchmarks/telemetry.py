@@ -25,16 +25,16 @@ import platform
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from .report import write_markdown
+from .revision import ROOT, checkout
+
 RESULTS_DIR = Path(__file__).parent / "results"
 BASE = "1a01f91"
 VARIANTS = ("before", "api, no SDK", "SDK + OTLP")
@@ -117,19 +117,6 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
-def export_base(commit: str, directory: Path) -> Path:
-    """The package at ``commit``, written under ``directory`` with ``git archive``."""
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", commit, "flask_livekit_onboarding"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(directory, filter="data")
-    return directory
-
-
 def run_variant(variant: str, package_root: Path, requests: int, endpoint: str) -> dict[str, Any]:
     env = {
         **os.environ,
@@ -168,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     rps: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     cpu_rps: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     with tempfile.TemporaryDirectory() as scratch:
-        base = export_base(args.base, Path(scratch))
+        base = checkout(args.base, Path(scratch))
         roots = {"before": base, "api, no SDK": ROOT, "SDK + OTLP": ROOT}
         for round_ in range(args.rounds):
             # Each round starts with another variant, so no one always runs after the same.
@@ -207,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {variant} | {median:.0f} | {min(values):.0f}-{max(values):.0f} "
             f"| {median / before:.2f} | {wall:.0f} | {wall / before_wall:.2f} |"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "telemetry.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_markdown(lines, args.out / "telemetry.md")
     return 0
 
 

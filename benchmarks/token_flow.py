@@ -12,14 +12,12 @@ per request, with requests per second beside it.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from .validation import checkout
+from .report import write_markdown
+from .revision import ROOT, checkout, measure_in
 
-ROOT = Path(__file__).resolve().parent.parent
 MODES = ("on_join", "eager")
 
 TOKEN_REQUEST = """
@@ -53,14 +51,7 @@ print((time.perf_counter() - started) / requests * 1e6)
 
 def per_request(source: Path, mode: str, requests: int) -> float:
     """Microseconds per token request of the package in ``source``."""
-    result = subprocess.run(
-        [sys.executable, "-c", TOKEN_REQUEST, mode, str(requests)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(source), "PATH": ""},
-    )
-    return float(result.stdout)
+    return measure_in(source, TOKEN_REQUEST, mode, str(requests))
 
 
 def main() -> None:
@@ -90,10 +81,7 @@ def main() -> None:
             f"| `{mode}` | {before:.0f} ({1e6 / before:.0f}) | {after:.0f} ({1e6 / after:.0f}) "
             f"| {before / after:.2f} |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table, end="")
-    if options.out is not None:
-        options.out.write_text(table)
+    write_markdown(lines, options.out)
 
 
 if __name__ == "__main__":

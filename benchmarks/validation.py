@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tarfile
 import tempfile
 import timeit
-from io import BytesIO
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
 
-ROOT = Path(__file__).resolve().parent.parent
+from .report import write_markdown
+from .revision import ROOT, checkout, measure_in
+
 #: What livekit-client's TokenSource sends for a signed-in user asking for the agent.
 BODY = json.dumps(
     {
@@ -145,26 +143,7 @@ def best(parse: Any, rounds: int, number: int = 2000) -> float:
 
 
 def package_parse(source: Path, rounds: int) -> float:
-    result = subprocess.run(
-        [sys.executable, "-c", PACKAGE_PARSE, BODY.decode(), str(rounds)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(source), "PATH": ""},
-    )
-    return float(result.stdout)
-
-
-def checkout(revision: str, into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "archive", revision, "flask_livekit_onboarding"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
+    return measure_in(source, PACKAGE_PARSE, BODY.decode(), str(rounds))
 
 
 def main() -> None:
@@ -186,10 +165,7 @@ def main() -> None:
     after = package_parse(ROOT, options.rounds)
     lines.append(f"| package at `{options.before}` (before) | {before:.1f} |")
     lines.append(f"| package in this tree (after) | {after:.1f} |")
-    table = "\n".join(lines) + "\n"
-    print(table, end="")
-    if options.out is not None:
-        options.out.write_text(table)
+    write_markdown(lines, options.out)
 
 
 if __name__ == "__main__":
