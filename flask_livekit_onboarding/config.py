@@ -110,7 +110,6 @@ INVITE_URL: str | None = None
 
 _PREFIX = "LIVEKIT_ONBOARDING_"
 WEBHOOK_DELIVERY_MODES = ("at_least_once", "at_most_once")
-REQUIRED = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 ROOM_CREATION_MODES = ("eager", "on_join")
 SESSION_POLICIES = ("resume", "new")
 #: LiveKit's limits on names and on metadata/attributes, in bytes of UTF-8 as LiveKit counts
@@ -423,6 +422,28 @@ def _livekit_url(key: str, value: Any) -> str:
     return urlunsplit(parts._replace(scheme=schemes[parts.scheme])).rstrip("/")
 
 
+def _required_url(value: Any, key: str, config: Mapping[str, Any]) -> str:
+    return _livekit_url(key, value)
+
+
+def _required_text(value: Any, key: str, config: Mapping[str, Any]) -> str:
+    return str(value)
+
+
+#: The keys every app must set, first in the documentation's configuration table.
+REQUIRED_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "LIVEKIT_URL",
+        None,
+        _required_url,
+        "LiveKit server URL the app calls (`ws(s)://` or `http(s)://`)",
+        shown="*required*",
+    ),
+    Setting("LIVEKIT_API_KEY", None, _required_text, "API key", shown="*required*"),
+    Setting("LIVEKIT_API_SECRET", None, _required_text, "API secret", shown="*required*"),
+)
+REQUIRED = tuple(setting.key for setting in REQUIRED_SETTINGS)
+
 #: Every optional key, in the order the documentation's configuration table lists them.
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -714,16 +735,13 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
             )
     values = {
         setting.field: setting.parse(config.get(setting.key, setting.default), setting.key, config)
-        for setting in SETTINGS
+        for setting in (*REQUIRED_SETTINGS, *SETTINGS)
     }
     for name, bound, other in _BOUNDS:
         value, limit = values[name.lower()], values[other.lower()]
         if value < limit if bound == "at least" else value > limit:
             raise ConfigurationError(f"{_PREFIX}{name} must be {bound} {_PREFIX}{other}")
     return OnboardingConfig(
-        url=_livekit_url("LIVEKIT_URL", config["LIVEKIT_URL"]),
-        api_key=str(config["LIVEKIT_API_KEY"]),
-        api_secret=str(config["LIVEKIT_API_SECRET"]),
         signing_key_derived=not _text(config.get(_PREFIX + "SIGNING_KEY")),
         **values,
     )
@@ -731,13 +749,8 @@ def load_config(config: Mapping[str, Any]) -> OnboardingConfig:
 
 def configuration_table() -> str:
     """The documentation's configuration table (Markdown), one row per key."""
-    rows = [
-        "| key | default | meaning |",
-        "|---|---|---|",
-        "| `LIVEKIT_URL` | *required* | LiveKit server URL the app calls "
-        "(`ws(s)://` or `http(s)://`) |",
-        "| `LIVEKIT_API_KEY` | *required* | API key |",
-        "| `LIVEKIT_API_SECRET` | *required* | API secret |",
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    rows += [
+        f"| `{s.key}` | {s.default_text} | {s.meaning} |" for s in (*REQUIRED_SETTINGS, *SETTINGS)
     ]
-    rows += [f"| `{s.key}` | {s.default_text} | {s.meaning} |" for s in SETTINGS]
     return "\n".join(rows) + "\n"
