@@ -38,6 +38,7 @@ from .errors import (
 )
 from .health import check_health
 from .hooks import Identity
+from .invite_request import MAX_USES, parse_invite_options
 from .livekit_limits import MetadataRefused, check_json, check_name
 from .roles import INVITE_ROLES
 from .rooms import Headcount, headcounts, rooms_under_prefix
@@ -268,7 +269,7 @@ def end_command(room_name: str, force: bool) -> None:
 )
 @click.option(
     "--uses",
-    type=click.IntRange(min=1, max=invites.MAX_USES),
+    type=click.IntRange(min=1, max=MAX_USES),
     default=1,
     show_default=True,
     help="How many people it may admit.",
@@ -293,10 +294,9 @@ def invite_command(
     state = _state(_app())
     with _livekit_errors(state.config):
         try:
-            created = invites.create_invite(
-                state, Caller.operator(), room_name, role=role, ttl=ttl, max_uses=uses, label=label,
-                guests=guests,
-            )  # fmt: skip
+            options = {"role": role, "ttl": ttl, "max_uses": uses, "label": label, "guests": guests}
+            checked = parse_invite_options(options, state.config.invite_max_ttl)
+            created = invites.create_invite(state, Caller.operator(), room_name, checked)
         except (RoomNotFound, LiveKitError, LiveKitUnavailable, LiveKitTimeout):
             raise
         except ApiError as error:

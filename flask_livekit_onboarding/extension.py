@@ -19,6 +19,7 @@ from .health import Health, check_health
 from .hooks import ContextProvider, Hooks, IdentityLoader, RoomAuthorizer
 from .http import create_blueprint
 from .http.cors import apply_cors
+from .invite_request import parse_invite_options
 from .invite_store import Invite, InviteStore
 from .invites import CreatedInvite
 from .livekit_bridge import LiveKitBridge, LiveKitClient
@@ -182,16 +183,11 @@ class LiveKitOnboarding:
         The result's ``code`` (and ``link``) are shown only now; send the code in the
         ``X-Onboarding-Invite`` header of the token request.
         """
+        state = get_state(app)
+        options = {"role": role, "ttl": ttl, "max_uses": max_uses, "label": label, "guests": guests}
+        checked = parse_invite_options(options, state.config.invite_max_ttl)
         return invites.create_invite(
-            get_state(app),
-            Caller.host(),
-            room_name,
-            role=role,
-            ttl=ttl,
-            max_uses=max_uses,
-            label=label,
-            guests=guests,
-            inviter_name=inviter_name,
+            state, Caller.host(), room_name, checked, inviter_name=inviter_name
         )
 
     def list_invites(self, room_name: str, *, app: Flask | None = None) -> list[Invite]:

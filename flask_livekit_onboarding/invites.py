@@ -44,8 +44,7 @@ from .errors import (
 )
 from .hooks import Identity
 from .identity import current_identity, guest_identity, participant_identity
-from .invite_request import MAX_USES as MAX_USES
-from .invite_request import parse_invite_options
+from .invite_request import InviteOptions
 from .invite_store import Invite, Redemption
 from .roles import INVITE_ROLES, ROLE_ATTRIBUTE, InviteRole
 from .rooms import find_room, list_participants
@@ -103,24 +102,17 @@ def create_invite(
     state: OnboardingState,
     caller: Caller,
     room_name: str,
+    options: InviteOptions,
     *,
-    role: str = "participant",
-    ttl: int | None = None,
-    max_uses: int = 1,
-    label: str = "",
-    guests: bool = False,
     inviter_name: str | None = None,
 ) -> CreatedInvite:
-    """Invite somebody into the live session of ``room_name``.
+    """Invite somebody into the live session of ``room_name`` with ``options`` (checked by
+    :func:`~.invite_request.parse_invite_options`).
 
-    422 names a bad option, or says the session has ``LIVEKIT_ONBOARDING_MAX_INVITES`` live
-    invites already; 404 / 403 as for any room the caller may not invite to.
+    422 says the session has ``LIVEKIT_ONBOARDING_MAX_INVITES`` live invites already, or that
+    guests need a ``SECRET_KEY``; 404 / 403 as for any room the caller may not invite to.
     """
     config = state.config
-    options = parse_invite_options(
-        {"role": role, "ttl": ttl, "max_uses": max_uses, "label": label, "guests": guests},
-        config.invite_max_ttl,
-    )
     checked_role, uses, lifetime = options.role, options.max_uses, options.ttl or config.invite_ttl
     label, guests = options.label, options.guests
     if guests and not state.app.secret_key:

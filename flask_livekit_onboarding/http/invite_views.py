@@ -35,7 +35,7 @@ def post_invite(room_name: str) -> tuple[Response, int]:
     state = get_state()
     caller = current_caller(state)
     options = parse_invite_options(read_json_object(), state.config.invite_max_ttl)
-    created = invites.create_invite(state, caller, room_name, **options.model_dump())
+    created = invites.create_invite(state, caller, room_name, options)
     return jsonify(created.response_body()), 201
 
 
