@@ -26,8 +26,6 @@ from .telemetry import Telemetry
 if TYPE_CHECKING:
     import redis
 
-    from .token_flow import TokenFlow
-
 logger = logging.getLogger(__name__)
 
 #: The key in ``app.extensions``.
@@ -43,8 +41,9 @@ class OnboardingState:
     config: OnboardingConfig
     hooks: Hooks
     livekit: LiveKitClient
-    #: The token request's rules (room creation, session policy), chosen by ``init_app``.
-    token_flow: TokenFlow = field(repr=False)
+    #: The token request's rules (room creation, session policy) that ``init_app`` chose: a
+    #: :class:`~flask_livekit_onboarding.token_flow.TokenFlow`, which imports this module.
+    token_flow: Any = field(repr=False)
     #: Webhook event ids already delivered; by default chosen from the config.
     dedupe: WebhookDedupe = field(default=None)  # type: ignore[assignment]
     #: Onboarding rooms seen in webhooks, for events that do not carry the room.

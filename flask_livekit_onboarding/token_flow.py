@@ -201,6 +201,12 @@ def token_flow_for(config: OnboardingConfig) -> TokenFlow:
     return TokenFlow(creation, policy)
 
 
+def rules_of(state: OnboardingState) -> TokenFlow:
+    """The rules ``init_app`` chose for ``state``'s app."""
+    flow: TokenFlow = state.token_flow
+    return flow
+
+
 def issue_token(
     state: OnboardingState,
     caller: Caller,
@@ -221,7 +227,7 @@ def issue_token(
     participant = participant or owner
     agents = tuple(agents)
     expires_in = ttl or state.config.token_ttl
-    creation = state.token_flow.creation
+    creation = rules_of(state).creation
     config = state.config
     outcome: SessionOutcome
     with state.telemetry.token_span(
@@ -344,7 +350,7 @@ def _new_session(
         provider = state.hooks.context_provider
         context = dict(provider(owner)) if provider is not None else {}
         check_stored_json(context, "context", config.max_context_depth, hook="context_provider")
-    name = state.token_flow.policy.room_name(state, owner)
+    name = rules_of(state).policy.room_name(state, owner)
     fresh = replace(Envelope.new(owner.identity, context, int(time.time())), join_by=join_by)
     envelope = config.binding.sign(name, fresh)
     dispatched = _dispatched_agents(state, agents)
