@@ -203,3 +203,66 @@ def test_on_join_room_is_managed_once_the_first_participant_is_in(make_app: Any)
             await room.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_the_hosts_background_job_moves_and_ends_a_live_session(
+    app: Flask, onboarding: Any
+) -> None:
+    """Host code outside any app context (a worker thread) updates and ends a session on the
+    real server; the connected client sees both, and receivers run in the app's context."""
+    from threading import Thread
+
+    from flask import current_app
+
+    from flask_livekit_onboarding import signals
+
+    session = start_session(app)
+    name = session["room_name"]
+    received: list[tuple[str, Any]] = []
+
+    def receiver(sender: Flask, **kwargs: Any) -> None:
+        received.append((kwargs["room_name"], current_app._get_current_object()))  # type: ignore[attr-defined]
+
+    def host_job(action: str) -> None:
+        def run() -> None:
+            if action == "update":
+                onboarding.update_context(name, {"step": "invite-team"}, app=app)
+            else:
+                onboarding.end_session(name, app=app)
+
+        thread = Thread(target=run)
+        thread.start()
+        thread.join(EVENT_WAIT)
+
+    async def scenario() -> None:
+        room = rtc.Room()
+        loop = asyncio.get_running_loop()
+        metadata_changed: asyncio.Future[str] = loop.create_future()
+        disconnected: asyncio.Future[Any] = loop.create_future()
+
+        @room.on("room_metadata_changed")
+        def on_metadata(old: str, new: str) -> None:
+            if not metadata_changed.done():
+                metadata_changed.set_result(new)
+
+        @room.on("disconnected")
+        def on_disconnected(reason: Any) -> None:
+            if not disconnected.done():
+                disconnected.set_result(reason)
+
+        await room.connect(session["server_url"], session["participant_token"])
+        await asyncio.to_thread(host_job, "update")
+        seen = json.loads(await asyncio.wait_for(metadata_changed, EVENT_WAIT))
+        assert seen["onboarding"]["context"]["step"] == "invite-team"
+        await asyncio.to_thread(host_job, "end")
+        await asyncio.wait_for(disconnected, EVENT_WAIT)
+
+    signals.context_updated.connect(receiver, app)
+    signals.session_ended.connect(receiver, app)
+    try:
+        asyncio.run(scenario())
+    finally:
+        signals.context_updated.disconnect(receiver)
+        signals.session_ended.disconnect(receiver)
+    assert received == [(name, app), (name, app)]
+    assert app.test_client().get(f"/livekit/rooms/{name}").status_code == 404
